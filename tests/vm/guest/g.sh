@@ -1,0 +1,225 @@
+#!/bin/sh
+# emtun VM harness, guest side (FreeBSD /bin/sh). The host driver (tests/vm/harness.py) types
+# short commands "sh /tmp/e/g.sh SUBCOMMAND ARGS" on the serial console; every subcommand is
+# bounded in time (timeout(1) or its own loop) and prints key=value lines the host parses.
+E=/tmp/e
+B=$E/bin
+IF=${IF:-em0}
+DUT_IP=198.18.0.1	# RFC 2544 benchmarking range; the wire is a QEMU socket netdev between our VMs
+PEER_IP=198.18.0.2
+PREFIX=24
+SYS=dev.em.0.tunnel
+PATH=$B:/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/bin
+export PATH
+
+kv() { echo "$1=$2"; }
+
+has_tunnel_sysctl() { sysctl -n $SYS.state >/dev/null 2>&1; }
+
+# init ROLE: address em0, offloads off (netmap's host path drops TX-offloaded mbufs)
+init() {
+	role=$1
+	case $role in dut) ip=$DUT_IP;; peer) ip=$PEER_IP;; *) echo "bad role"; return 2;; esac
+	ifconfig $IF inet $ip/$PREFIX up
+	ifconfig $IF -txcsum -txcsum6 -tso -vlanhwtag -lro 2>/dev/null
+	sysctl -q net.inet.icmp.icmplim=0 >/dev/null
+	kv role "$role"
+	kv ip "$ip"
+	kv mac "$(ifconfig $IF ether | awk '/ether/{print $2}')"
+	kv kernel "$(uname -v | awk '{print $1,$2,$3,$4}')"
+	kv netmap "$(test -c /dev/netmap && echo yes || echo no)"
+	kv tunnel_sysctl "$(has_tunnel_sysctl && echo yes || echo no)"
+	kv options "$(ifconfig $IF | awk '/options=/{print $1}')"
+	kv ncpu "$(sysctl -n hw.ncpu)"
+}
+
+# waitping HOST TIMEOUT_S: first reply within TIMEOUT_S (link/ARP settle)
+waitping() {
+	i=0
+	while [ $i -lt "$2" ]; do
+		ping -c 1 -t 1 "$1" >/dev/null 2>&1 && { kv waitping_s "$i"; return 0; }
+		i=$((i + 1))
+	done
+	kv waitping_s timeout
+	return 1
+}
+
+# pingstat HOST COUNT INTERVAL: loss and rtt
+pingstat() {
+	out=$(timeout $(( $2 + 30 )) ping -q -c "$2" -i "$3" "$1" 2>&1)
+	rc=$?
+	echo "$out" | awk '
+		/packets transmitted/ { print "ping_tx=" $1; print "ping_rx=" $4; l=$7; sub("%","",l); print "ping_loss_pct=" l }
+		/round-trip/ { split($4, a, "/"); print "rtt_min_ms=" a[1]; print "rtt_avg_ms=" a[2]; print "rtt_max_ms=" a[3]; print "rtt_stddev_ms=" a[4] }'
+	kv ping_rc $rc
+	return $rc
+}
+
+# bgping NAME HOST COUNT INTERVAL: ping in the background into /tmp/NAME.ping
+bgping() {
+	( timeout $(( $3 + 60 )) ping -c "$3" -i "$4" "$2" > /tmp/$1.ping 2>&1 ) >/dev/null 2>&1 &
+	kv bgping_pid $!
+}
+
+# pingres NAME: summary of a background ping (waits up to 120 s for it to finish)
+pingres() {
+	i=0
+	while [ $i -lt 240 ] && ! grep -q 'packets transmitted' /tmp/$1.ping 2>/dev/null; do
+		sleep 0.5; i=$((i + 1))
+	done
+	awk '
+		/packets transmitted/ { print "ping_tx=" $1; print "ping_rx=" $4; l=$7; sub("%","",l); print "ping_loss_pct=" l }
+		/round-trip/ { split($4, a, "/"); print "rtt_avg_ms=" a[2]; print "rtt_max_ms=" a[3] }' /tmp/$1.ping
+	# longest run of missing icmp_seq numbers = outage in packets
+	awk -F'icmp_seq=' '/icmp_seq=/{ split($2, a, " "); s=a[1]+0; if (seen && s-last-1 > gap) gap=s-last-1; last=s; seen=1 }
+		END { print "ping_max_gap_pkts=" gap+0 }' /tmp/$1.ping
+}
+
+# mkblob MB: random payload and its sha256
+mkblob() {
+	[ -f /tmp/blob ] && [ "$(stat -f %z /tmp/blob)" -eq $(( $1 * 1048576 )) ] || \
+		dd if=/dev/random of=/tmp/blob bs=1m count="$1" 2>/dev/null
+	sha256 -q /tmp/blob > /tmp/blob.sha
+	kv blob_sha256 "$(cat /tmp/blob.sha)"
+	kv blob_bytes "$(stat -f %z /tmp/blob)"
+}
+
+# rx PORT SECS: background TCP sink that hashes what it receives into /tmp/rx.PORT.sha
+rx() {
+	rm -f /tmp/rx.$1.sha /tmp/rx.$1.done
+	( timeout "$2" nc -l "$1" | sha256 -q > /tmp/rx.$1.sha; touch /tmp/rx.$1.done ) >/dev/null 2>&1 &
+	sleep 0.3
+	kv rx_pid $!
+}
+
+# rxres PORT WAIT_S: the hash the sink computed (waits for it)
+rxres() {
+	i=0
+	while [ $i -lt $(( $2 * 4 )) ] && [ ! -f /tmp/rx.$1.done ]; do sleep 0.25; i=$((i + 1)); done
+	kv rx_done "$(test -f /tmp/rx.$1.done && echo yes || echo no)"
+	kv rx_sha256 "$(cat /tmp/rx.$1.sha 2>/dev/null)"
+}
+
+# tx HOST PORT SECS: send /tmp/blob, report the wall time
+tx() {
+	/usr/bin/time -p -o /tmp/tx.time timeout "$3" nc -N "$1" "$2" < /tmp/blob
+	rc=$?
+	kv tx_rc $rc
+	kv tx_s "$(awk '/^real/{print $2}' /tmp/tx.time)"
+	kv tx_bytes "$(stat -f %z /tmp/blob)"
+	return $rc
+}
+
+# bgtx NAME HOST PORT SECS: tx in the background, result in /tmp/NAME.tx
+bgtx() {
+	rm -f /tmp/$1.tx
+	( sh $E/g.sh tx "$2" "$3" "$4" > /tmp/$1.tx.part 2>&1; mv /tmp/$1.tx.part /tmp/$1.tx ) >/dev/null 2>&1 &
+	kv bgtx_pid $!
+}
+
+bgtxres() {
+	i=0
+	while [ $i -lt $(( $2 * 4 )) ] && [ ! -f /tmp/$1.tx ]; do sleep 0.25; i=$((i + 1)); done
+	cat /tmp/$1.tx 2>/dev/null || kv tx_rc timeout
+}
+
+# tunnel command: emtunctl run if it has that subcommand, else the fwd example
+tuncmd() { # tuncmd POLLARGS...
+	if [ -x $B/emtunctl ] && $B/emtunctl run --help >/dev/null 2>&1; then
+		echo "$B/emtunctl run $IF --claim 0x88b5 $*"
+	else
+		echo "$B/fwd $IF --claim 0x88b5 $*"
+	fi
+}
+
+# tun NAME [POLLARGS]: start a tunnel in the background; pid in /tmp/NAME.pid, output /tmp/NAME.log
+tun() {
+	name=$1; shift
+	cmd=$(tuncmd "$@")
+	tunstart "$name" $cmd
+}
+
+# tunstart NAME CMD...: start any tunnel-owning command; waits until the kernel says tunneled
+tunstart() {
+	name=$1; shift
+	rm -f /tmp/$name.pid /tmp/$name.log /tmp/$name.rc
+	( "$@" > /tmp/$name.log 2>&1 & echo $! > /tmp/$name.pid; wait $!; echo $? > /tmp/$name.rc ) >/dev/null 2>&1 &
+	i=0
+	while [ $i -lt 40 ] && [ ! -s /tmp/$name.pid ]; do sleep 0.05; i=$((i + 1)); done
+	kv cmd "$*"
+	kv pid "$(cat /tmp/$name.pid)"
+	i=0
+	if has_tunnel_sysctl; then
+		while [ $i -lt 100 ] && [ "$(sysctl -n $SYS.state)" != tunneled ]; do
+			[ -f /tmp/$name.rc ] && break
+			sleep 0.1; i=$((i + 1))
+		done
+		kv state "$(sysctl -n $SYS.state)"
+		kv owner_pid "$(sysctl -n $SYS.owner_pid)"
+	else
+		sleep 3
+		kv state "$(test -f /tmp/$name.rc && echo exited || echo running-stock-kernel)"
+	fi
+	kv start_wait_ds $i
+	[ -f /tmp/$name.rc ] && { kv exited_rc "$(cat /tmp/$name.rc)"; sed 's/^/log: /' /tmp/$name.log | tail -20; return 1; }
+	return 0
+}
+
+# tunwait NAME SECS: wait for exit, print rc and log
+tunwait() {
+	i=0
+	while [ $i -lt $(( $2 * 10 )) ] && [ ! -f /tmp/$1.rc ]; do sleep 0.1; i=$((i + 1)); done
+	kv exit_rc "$(cat /tmp/$1.rc 2>/dev/null || echo running)"
+	kv wait_ds $i
+	sed 's/^/log: /' /tmp/$1.log | tail -40
+}
+
+# tunstop NAME [SIG]: signal (TERM default), wait, print rc + log
+tunstop() {
+	pid=$(cat /tmp/$1.pid 2>/dev/null)
+	[ -n "$pid" ] && kill -"${2:-TERM}" "$pid" 2>/dev/null
+	tunwait "$1" 20
+	if [ ! -f /tmp/$1.rc ] && [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null; kv killed 9; fi
+}
+
+# kstate: the kernel's view (all dev.em.0.tunnel.* and the interface counters)
+kstate() {
+	if has_tunnel_sysctl; then
+		sysctl $SYS | sed -e "s/^$SYS\.//" -e 's/: /=/' -e 's/^/k./'
+	else
+		kv k.state none
+	fi
+	netstat -I $IF -n -b | awk 'NR==2 { print "if.ipkts=" $5; print "if.ierrs=" $6; print "if.idrop=" $7; print "if.ibytes=" $8; print "if.opkts=" $9; print "if.oerrs=" $10; print "if.obytes=" $11 }'
+}
+
+# k NAME=VALUE...: sysctl writes under dev.em.0.tunnel (prints rc)
+k() {
+	for a in "$@"; do
+		sysctl -q $SYS.$a >/dev/null 2>/tmp/k.err
+		rc=$?
+		kv "set.$a.rc" $rc
+		[ $rc = 0 ] || kv "set.$a.err" "$(cat /tmp/k.err)"
+	done
+}
+
+# leaks: the kernel memory and interface counters the soak compares before/after
+leaks() {
+	vmstat -m | awk '$1 == "netmap" { print "vm_netmap_inuse=" $2; print "vm_netmap_memuse=" $3 }'
+	kv mbuf_current "$(netstat -m | awk -F/ '/mbufs in use/{print $1}')"
+	kv clusters_current "$(netstat -m | awk -F/ '/mbuf clusters in use/{print $1}')"
+	kv fds "$(fstat 2>/dev/null | wc -l | tr -d ' ')"
+	kv netmap_fds "$(fstat 2>/dev/null | grep -c netmap)"
+}
+
+# ctl ARGS...: run emtunctl, show rc and output (JSON goes to /tmp/ctl.out)
+ctl() {
+	timeout 20 $B/emtunctl "$@" > /tmp/ctl.out 2>/tmp/ctl.err
+	rc=$?
+	kv ctl_rc $rc
+	sed 's/^/out: /' /tmp/ctl.out
+	sed 's/^/err: /' /tmp/ctl.err
+	return $rc
+}
+
+cmd=$1; shift
+"$cmd" "$@"

@@ -1,0 +1,928 @@
+#!/usr/bin/env python3
+"""emtun VM end-to-end harness (issue 5): boots a DUT and a peer FreeBSD VM on one wire and runs
+the scenarios over their serial consoles. Python 3 standard library only.
+
+Topology: two QEMU VMs, each with one e1000 (em0), joined by a QEMU socket netdev over
+127.0.0.1 (the DUT listens, the peer connects); distinct MACs; no other NIC, so all guest
+traffic stays between the two VMs. Both boot the same image with -snapshot (writes are thrown
+away), plus a small read-only FAT disk carrying the binaries and tests/vm/guest/g.sh.
+
+Every step has a timeout; a guest that hangs or panics fails the scenario and is killed, never
+the harness. Reports: OUT/<scenario>.tap (TAP 13), OUT/report.json (all figures), OUT/*.console.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+DUT_IP = "198.18.0.1"   # RFC 2544 benchmarking range, only ever on the VM-to-VM wire
+PEER_IP = "198.18.0.2"
+DUT_MAC = "52:54:00:e7:00:01"
+PEER_MAC = "52:54:00:e7:00:02"
+ETHERTYPE = "0x88b5"
+UDP_ECHO_PORT = 7777
+SYS = "dev.em.0.tunnel"
+
+ALL_SCENARIOS = ["baseline", "tunneled", "crash", "watchdog", "ctl", "soak", "bench"]
+
+
+class VMDead(Exception):
+    pass
+
+
+class StepTimeout(Exception):
+    pass
+
+
+def log(msg):
+    sys.stderr.write("[vm-test %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+class VM:
+    """One QEMU guest driven over its serial console (a unix socket)."""
+
+    MARK = re.compile(r"@@RC (\d+) (\d+)@@")
+
+    def __init__(self, name, args, outdir):
+        self.name = name
+        self.a = args
+        self.outdir = outdir
+        self.sock_path = os.path.join(outdir, name + ".serial")
+        self.console_log = open(os.path.join(outdir, name + ".console"), "w", errors="replace")
+        self.proc = None
+        self.sock = None
+        self.buf = ""
+        self.seq = 0
+        self.crashed = None
+
+    # -- QEMU -------------------------------------------------------------------------------
+    def start(self, image, data_disk, netdev, mac, smp, mem):
+        accel = "tcg,thread=multi" if self.a.accel == "tcg" else self.a.accel
+        cmd = [
+            self.a.qemu, "-name", self.name, "-nodefaults", "-no-user-config",
+            "-machine", "pc", "-accel", accel, "-smp", str(smp), "-m", str(mem),
+            "-display", "none", "-vga", "none", "-no-reboot",
+            "-chardev", "socket,id=con0,path=%s,server=on,wait=off" % self.sock_path,
+            "-serial", "chardev:con0",
+            "-drive", "file=%s,format=raw,if=virtio,snapshot=on" % image,
+            "-drive", "file=%s,format=raw,if=virtio,readonly=on" % data_disk,
+            "-netdev", netdev, "-device", "%s,netdev=n0,mac=%s" % (self.a.nic, mac),
+        ]
+        if self.a.accel == "kvm":
+            cmd += ["-cpu", "host"]
+        self.qemu_cmd = cmd
+        log("%s: %s" % (self.name, " ".join(shlex.quote(c) for c in cmd)))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=open(os.path.join(self.outdir, self.name + ".qemu.log"), "w"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.t_start = time.monotonic()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise VMDead("%s: qemu exited rc=%s (see %s.qemu.log)" % (self.name, self.proc.returncode, self.name))
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.sock_path)
+                s.setblocking(False)
+                self.sock = s
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise VMDead("%s: serial socket never appeared" % self.name)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.sock:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    # -- serial I/O ---------------------------------------------------------------------------
+    def _pump(self, wait):
+        """Read what is available (waiting at most `wait` s). Raises VMDead on exit/panic."""
+        import select
+        if self.sock is None:
+            raise VMDead("%s: no console" % self.name)
+        r, _, _ = select.select([self.sock], [], [], wait)
+        if r:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                data = b""
+            except OSError as e:
+                raise VMDead("%s: console: %s" % (self.name, e))
+            if not data and not self.alive():
+                raise VMDead("%s: qemu exited" % self.name)
+            if data:
+                text = data.decode("utf-8", "replace").replace("\r", "")
+                self.console_log.write(text)
+                self.console_log.flush()
+                self.buf += text
+                m = re.search(r"(panic: .*|Fatal trap \d+.*)", self.buf)
+                if m and not self.crashed:
+                    self.crashed = m.group(1)
+        if self.crashed:
+            raise VMDead("%s: kernel %s" % (self.name, self.crashed))
+        if not self.alive():
+            raise VMDead("%s: qemu exited rc=%s" % (self.name, self.proc.returncode))
+
+    def send(self, text):
+        self.console_log.write("\n<<< %s\n" % text.rstrip())
+        try:
+            # the tty input queue is small: type in chunks
+            b = text.encode()
+            for i in range(0, len(b), 64):
+                self.sock.sendall(b[i:i + 64])
+                time.sleep(0.01)
+        except OSError as e:
+            raise VMDead("%s: console send: %s" % (self.name, e))
+
+    def expect(self, pattern, timeout):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.buf)
+            if m:
+                out = self.buf[:m.end()]
+                self.buf = self.buf[m.end():]
+                return m, out
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StepTimeout("%s: waiting for %r (%ss)" % (self.name, pattern, timeout))
+            self._pump(min(left, 0.5))
+
+    def login(self, timeout):
+        t0 = time.monotonic()
+        self.expect(r"login: $|login: ", timeout)
+        t_login = time.monotonic() - self.t_start
+        self.send("root\n")
+        self.expect(r"[#$] $|[#$] ", 60)
+        time.sleep(0.3)
+        self._pump(0.2)
+        self.buf = ""
+        self.send("stty -echo; PS1=''; export PS1\n")
+        time.sleep(0.5)
+        self.run("true", 30)
+        log("%s: logged in (%.1f s from qemu start, %.1f s waiting)" % (self.name, t_login, time.monotonic() - t0))
+        return t_login
+
+    def run(self, cmd, timeout):
+        """Run a shell command; returns (rc, output). rc 124 = timed out (the command was
+        interrupted with ^C and the console resynchronised)."""
+        self.seq += 1
+        n = self.seq
+        self.buf = ""
+        # the quotes split the marker so an echoed command line never matches it
+        self.send("%s; echo \"@@R\"\"C $? %d@@\"\n" % (cmd, n))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                m, out = self.expect(VM.MARK.pattern, max(0.1, deadline - time.monotonic()))
+            except StepTimeout:
+                self.interrupt()
+                return 124, ""
+            if int(m.group(2)) == n:
+                return int(m.group(1)), out[:m.start()]
+
+    def interrupt(self):
+        log("%s: step timed out, sending ^C" % self.name)
+        for _ in range(3):
+            self.send("\x03")
+            time.sleep(0.5)
+        self.seq += 1
+        self.send("echo \"@@R\"\"C 0 %d@@\"\n" % self.seq)
+        try:
+            self.expect(r"@@RC 0 %d@@" % self.seq, 30)
+        except StepTimeout:
+            raise VMDead("%s: console unresponsive after ^C" % self.name)
+
+    def g(self, args, timeout=60):
+        """Run a g.sh subcommand; returns (rc, {key: value}, raw output)."""
+        rc, out = self.run("sh /tmp/e/g.sh " + args, timeout)
+        kv = {}
+        for line in out.splitlines():
+            line = line.strip()
+            if "=" in line and not line.startswith("log:") and " " not in line.split("=", 1)[0]:
+                k, v = line.split("=", 1)
+                kv[k] = v
+        return rc, kv, out
+
+    def poweroff(self, timeout=90):
+        if not self.alive():
+            return
+        try:
+            self.send("poweroff\n")
+            self.proc.wait(timeout)
+        except (subprocess.TimeoutExpired, VMDead):
+            pass
+        self.kill()
+
+
+class Tap:
+    """TAP 13 report of one scenario, with figures."""
+
+    def __init__(self, name):
+        self.name = name
+        self.lines = []
+        self.n = 0
+        self.failed = 0
+        self.figures = {}
+        self.notes = []
+        self.t0 = time.monotonic()
+
+    def ok(self, cond, desc, skip=None, **data):
+        self.n += 1
+        if skip:
+            self.lines.append("ok %d - %s # SKIP %s" % (self.n, desc, skip))
+        else:
+            self.lines.append("%s %d - %s" % ("ok" if cond else "not ok", self.n, desc))
+            if not cond:
+                self.failed += 1
+        if data:
+            self.lines.append("  ---")
+            for k, v in data.items():
+                self.lines.append("  %s: %s" % (k, json.dumps(v)))
+            self.lines.append("  ...")
+        log("%s: %s %s%s" % (self.name, "SKIP" if skip else ("ok" if cond else "NOT OK"), desc,
+                             (" " + json.dumps(data)) if data else ""))
+        return cond
+
+    def fig(self, **kw):
+        self.figures.update(kw)
+
+    def note(self, text):
+        self.notes.append(text)
+        self.lines.append("# " + text)
+
+    def text(self):
+        return "TAP version 13\n1..%d\n%s\n" % (self.n, "\n".join(self.lines))
+
+
+def num(v, default=None):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+class Run:
+    def __init__(self, a):
+        self.a = a
+        self.dut = None
+        self.peer = None
+        self.kernel_tunnel = False
+        self.have = {}
+        self.report = {"accelerator": a.accel, "image": a.image, "scenarios": {}}
+
+    # -- environment ----------------------------------------------------------------------------
+    def free_port(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        return p
+
+    def boot(self):
+        a = self.a
+        port = self.free_port()
+        self.dut = VM("dut", a, a.out)
+        self.peer = VM("peer", a, a.out)
+        self.dut.start(a.image, a.data, "socket,id=n0,listen=127.0.0.1:%d" % port, DUT_MAC, a.dut_smp, a.mem)
+        time.sleep(1.0)
+        self.peer.start(a.image, a.data, "socket,id=n0,connect=127.0.0.1:%d" % port, PEER_MAC, a.peer_smp, a.mem)
+        boot = {}
+        for vm in (self.dut, self.peer):
+            boot[vm.name] = round(vm.login(a.boot_timeout), 1)
+        self.report["boot_to_login_s"] = boot
+        for vm, role in ((self.dut, "dut"), (self.peer, "peer")):
+            rc, out = vm.run("mount -t msdosfs -o ro /dev/vtbd1 /mnt && rm -rf /tmp/e && cp -R /mnt/emtun /tmp/e "
+                             "&& chmod +x /tmp/e/bin/* && ls /tmp/e/bin", 120)
+            if rc != 0:
+                raise VMDead("%s: cannot mount the data disk: %s" % (vm.name, out.strip()))
+            bins = out.split()
+            rc, kv, out = vm.g("init " + role, 60)
+            self.report.setdefault("guest", {})[role] = kv
+            if role == "dut":
+                self.have = {b: (b in bins) for b in ("emtunctl", "fwd", "pingpong", "probe")}
+                self.kernel_tunnel = kv.get("tunnel_sysctl") == "yes"
+        self.report["binaries"] = self.have
+        self.report["kernel_tunnel_sysctls"] = self.kernel_tunnel
+        log("binaries: %s; kernel tunnel sysctls: %s" % (self.have, self.kernel_tunnel))
+        rc, kv, _ = self.dut.g("waitping %s 60" % PEER_IP, 90)
+        if rc != 0:
+            raise VMDead("the wire does not work: no ping from dut to peer")
+        self.peer.run("(/tmp/e/bin/probe udp-echo %d 7200 >/dev/null 2>&1 &)" % UDP_ECHO_PORT, 20)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def kstate(self):
+        _, kv, _ = self.dut.g("kstate", 30)
+        return kv
+
+    def kset(self, t, *assigns):
+        if not self.kernel_tunnel:
+            return True
+        rc, kv, _ = self.dut.g("k " + " ".join(assigns), 30)
+        good = all(kv.get("set.%s.rc" % x) == "0" for x in assigns)
+        if not good:
+            t.note("sysctl write failed: %s" % kv)
+        return good
+
+    def tcp(self, t, label, sender, receiver, dst_ip, port, size_mb, timeout):
+        """One TCP transfer of /tmp/blob (already on sender); returns (ok, MB/s)."""
+        receiver.g("rx %d %d" % (port, timeout + 30), 30)
+        rc, kv, _ = sender.g("tx %s %d %d" % (dst_ip, port, timeout), timeout + 30)
+        _, rkv, _ = receiver.g("rxres %d 60" % port, 90)
+        secs = num(kv.get("tx_s"))
+        mbps = round(size_mb / secs, 2) if secs else None
+        good = rc == 0 and rkv.get("rx_sha256") == self.blob_sha
+        t.ok(good, "%s: TCP %d MB, sha256 equal" % (label, size_mb),
+             tx_rc=kv.get("tx_rc"), seconds=secs, MB_per_s=mbps,
+             sent_sha256=self.blob_sha, received_sha256=rkv.get("rx_sha256"))
+        return good, mbps
+
+    def blob(self, vm):
+        _, kv, _ = vm.g("mkblob %d" % self.a.size_mb, 300)
+        self.blob_sha = kv.get("blob_sha256")
+        return self.blob_sha
+
+    def tun_args(self, mode):
+        return {"busy": "--busy", "interval": "--interval-us 1000", "default": ""}[mode]
+
+    def start_tunnel(self, t, name, mode="default"):
+        rc, kv, out = self.dut.g("tun %s %s" % (name, self.tun_args(mode)), 60)
+        started = rc == 0
+        if self.kernel_tunnel:
+            started = started and kv.get("state") == "tunneled"
+            t.ok(started, "%s: tunnel up (state tunneled, owner_pid = tunnel pid)" % name,
+                 state=kv.get("state"), owner_pid=kv.get("owner_pid"), pid=kv.get("pid"), cmd=kv.get("cmd"))
+            if started and kv.get("owner_pid") != kv.get("pid"):
+                t.ok(False, "%s: owner_pid matches" % name, owner_pid=kv.get("owner_pid"), pid=kv.get("pid"))
+        else:
+            t.ok(started, "%s: tunnel process running (stock kernel: no tunnel sysctls)" % name,
+                 state=kv.get("state"), cmd=kv.get("cmd"))
+        if not started:
+            t.note("tunnel output: " + out.strip().replace("\n", " | ")[-600:])
+        return started, kv.get("pid")
+
+    # -- scenarios --------------------------------------------------------------------------------
+    def sc_baseline(self, t):
+        if self.kernel_tunnel:
+            st = self.kstate()
+            t.ok(st.get("k.state") == "default", "em0 tunnel state is default", state=st.get("k.state"))
+        rc, kv, _ = self.dut.g("pingstat %s 10 0.2" % PEER_IP, 60)
+        t.ok(rc == 0 and kv.get("ping_loss_pct") in ("0.0", "0"), "ping dut -> peer",
+             loss_pct=kv.get("ping_loss_pct"), rtt_avg_ms=kv.get("rtt_avg_ms"))
+        t.fig(rtt_default_ms=num(kv.get("rtt_avg_ms")))
+        self.blob(self.dut)
+        ok, mbps = self.tcp(t, "default mode", self.dut, self.peer, PEER_IP, 5001, self.a.size_mb, self.a.tcp_timeout)
+        t.fig(tcp_default_MBps=mbps)
+
+    def sc_tunneled(self, t):
+        if not (self.have.get("emtunctl") or self.have.get("fwd")):
+            t.ok(False, "a tunnel binary (emtunctl run / fwd) is on the data disk")
+            return
+        if self.kernel_tunnel:
+            self.kset(t, "watchdog_us=%d" % self.a.watchdog_us_run)
+            ok = self.kset(t, "enable=1", "stats.reset=1")
+            t.ok(ok and self.kstate().get("k.state") == "armed", "arm em0 (enable=1) -> state armed")
+        before = self.kstate()
+        started, pid = self.start_tunnel(t, "tun", "default")
+        if not started:
+            return
+        if not getattr(self, "blob_sha", None):
+            self.blob(self.dut)
+        self.dut.g("bgping tping %s 30 0.2" % PEER_IP, 20)
+        ok, mbps = self.tcp(t, "tunneled", self.dut, self.peer, PEER_IP, 5002, self.a.size_mb, self.a.tcp_timeout)
+        t.fig(tcp_tunnel_MBps=mbps)
+        _, pkv, _ = self.dut.g("pingres tping", 150)
+        t.ok(pkv.get("ping_loss_pct") in ("0.0", "0"), "ping during the tunneled transfer",
+             loss_pct=pkv.get("ping_loss_pct"), rx=pkv.get("ping_rx"), rtt_avg_ms=pkv.get("rtt_avg_ms"))
+        mid = self.kstate()
+        _, skv, sout = self.dut.g("tunstop tun TERM", 60)
+        t.ok(skv.get("exit_rc") == "0", "tunnel exits 0 on SIGTERM", exit_rc=skv.get("exit_rc"))
+        app = parse_app_stats(sout)
+        after = self.kstate()
+        self.counters_agree(t, before, mid, after, app)
+        if self.kernel_tunnel:
+            t.ok(after.get("k.state") == "armed" and after.get("k.owner_pid") == "0",
+                 "after close: state armed, owner_pid 0", state=after.get("k.state"), owner_pid=after.get("k.owner_pid"))
+        # the app path at the same moment as kernel traffic: pingpong is the tunnel on the DUT
+        if self.have.get("pingpong"):
+            self.pingpong_with_traffic(t)
+        else:
+            t.ok(False, "pingpong example is on the data disk")
+
+    def counters_agree(self, t, before, mid, after, app):
+        pk = self.a.size_mb * 1048576 // 1448  # data segments the sender emits at least
+        t.note("app stats: %s" % json.dumps(app))
+        if not self.kernel_tunnel:
+            t.ok(True, "kernel counters", skip="kernel has no dev.em.0.tunnel sysctls")
+            return
+        hin = int(num(after.get("k.stats.host_in"), 0))
+        hout = int(num(after.get("k.stats.host_out"), 0))
+        t.fig(kernel_host_in=hin, kernel_host_out=hout, app_stats=app)
+        t.ok(int(num(after.get("k.stats.enter"), 0)) >= 1 and int(num(after.get("k.stats.exit"), 0)) >= 1,
+             "stats.enter and stats.exit counted", enter=after.get("k.stats.enter"), exit=after.get("k.stats.exit"))
+        t.ok(hout >= pk, "kernel stats.host_out >= TCP data segments sent (%d)" % pk, host_out=hout)
+        t.ok(hin >= pk // 4, "kernel stats.host_in counts the ACKs and echo replies", host_in=hin)
+        if app:
+            for kname, aname, kval in (("host_out", "from_host", hout), ("host_in", "to_host", hin)):
+                aval = app.get(aname)
+                if aval is None:
+                    t.ok(False, "app reports %s" % aname, app=app)
+                    continue
+                tol = max(16, kval // 100)
+                t.ok(abs(aval - kval) <= tol, "app %s agrees with kernel %s (+-%d)" % (aname, kname, tol),
+                     app=aval, kernel=kval)
+        else:
+            t.ok(False, "tunnel printed its stats on SIGTERM")
+
+    def pingpong_with_traffic(self, t):
+        count = self.a.pp_count
+        ok = True
+        if self.kernel_tunnel:
+            self.kset(t, "stats.reset=1")
+        rc, kv, out = self.dut.g("tunstart pp /tmp/e/bin/pingpong em0 --role server --ethertype %s" % ETHERTYPE, 60)
+        up = rc == 0 and (kv.get("state") == "tunneled" or not self.kernel_tunnel)
+        t.ok(up, "pingpong server is the DUT tunnel", state=kv.get("state"))
+        if not up:
+            t.note(out.strip()[-500:])
+            return
+        self.dut.g("bgping ppping %s 40 0.2" % PEER_IP, 20)
+        self.dut.g("bgtx pptx %s 5003 %d" % (PEER_IP, self.a.tcp_timeout), 20)
+        self.peer.g("rx 5003 %d" % (self.a.tcp_timeout + 30), 30)
+        # the peer's pingpong client (the peer's own em0, stock netmap, not armed)
+        rc, out = self.peer.run("timeout %d /tmp/e/bin/pingpong em0 --role client --peer %s --ethertype %s --count %d"
+                                % (self.a.step_timeout, DUT_MAC, ETHERTYPE, count), self.a.step_timeout + 30)
+        pp = parse_pingpong(out)
+        t.ok(rc == 0 and pp.get("pairs_per_s"), "pingpong %d pairs over %s during TCP + ping" % (count, ETHERTYPE),
+             rc=rc, **pp)
+        _, txkv, _ = self.dut.g("bgtxres pptx %d" % (self.a.tcp_timeout + 30), self.a.tcp_timeout + 60)
+        _, rkv, _ = self.peer.g("rxres 5003 60", 90)
+        t.ok(txkv.get("tx_rc") == "0" and rkv.get("rx_sha256") == self.blob_sha,
+             "TCP transfer beside pingpong, sha256 equal", tx_s=txkv.get("tx_s"), received=rkv.get("rx_sha256"))
+        _, pkv, _ = self.dut.g("pingres ppping", 150)
+        t.ok(pkv.get("ping_loss_pct") in ("0.0", "0"), "ping beside pingpong", loss_pct=pkv.get("ping_loss_pct"))
+        st = self.kstate()
+        _, skv, sout = self.dut.g("tunstop pp TERM", 60)
+        app = parse_app_stats(sout)
+        t.note("pingpong server stats: %s" % json.dumps(app))
+        if app.get("to_app") is not None:
+            t.ok(app["to_app"] >= pp.get("pairs", count), "server to_app >= pairs", to_app=app["to_app"], pairs=pp.get("pairs"))
+        t.fig(pingpong_beside_tcp=pp)
+
+    def crash_once(self, t, label, with_tcp):
+        started, pid = self.start_tunnel(t, label, "default")
+        if not started:
+            return None
+        if with_tcp:
+            self.peer.g("rx 5010 %d" % (self.a.tcp_timeout + 60), 30)
+            self.dut.g("bgtx ctx %s 5010 %d" % (PEER_IP, self.a.tcp_timeout + 30), 20)
+            time.sleep(2)
+        self.dut.g("bgping cping %s 1500 0.01" % PEER_IP, 20)
+        time.sleep(1)
+        want = "--sysctl %s.state=armed " % SYS if self.kernel_tunnel else ""
+        rc, out = self.dut.run("/tmp/e/bin/probe sig-watch %s KILL 20000 %s--udp %s:%d"
+                               % (pid, want, PEER_IP, UDP_ECHO_PORT), 60)
+        w = parse_json(out)
+        res = {"udp_recover_ms": w.get("udp_recover_ms"), "state_ms": w.get("state_ms"),
+               "state_after": w.get("state_after")}
+        self.dut.run("pkill -INT -f 'ping -c 1500' ; true", 10)
+        _, pkv, _ = self.dut.g("pingres cping", 60)
+        res["ping_gap_pkts_10ms"] = num(pkv.get("ping_max_gap_pkts"))
+        rc2, kv2, _ = self.dut.g("pingstat %s 3 0.2" % PEER_IP, 30)
+        res["ping_after"] = rc2 == 0
+        if with_tcp:
+            _, txkv, _ = self.dut.g("bgtxres ctx %d" % (self.a.tcp_timeout + 60), self.a.tcp_timeout + 90)
+            _, rkv, _ = self.peer.g("rxres 5010 60", 90)
+            res["tcp_survived"] = txkv.get("tx_rc") == "0" and rkv.get("rx_sha256") == self.blob_sha
+            res["tcp_tx_rc"] = txkv.get("tx_rc")
+        self.dut.g("tunwait %s 10" % label, 30)
+        return res
+
+    def sc_crash(self, t):
+        if self.kernel_tunnel:
+            self.kset(t, "watchdog_us=%d" % self.a.watchdog_us_run, "enable=1")
+        if not getattr(self, "blob_sha", None):
+            self.blob(self.dut)
+        r = self.crash_once(t, "crash", True)
+        if r is None:
+            return
+        t.ok(r["udp_recover_ms"] is not None, "kernel path answers again after kill -9",
+             udp_recover_ms=r["udp_recover_ms"], ping_gap_pkts_10ms=r["ping_gap_pkts_10ms"])
+        t.ok(r["ping_after"], "ping works after kill -9")
+        if self.kernel_tunnel:
+            t.ok(r["state_after"] == "armed", "state back to armed (default data path) after kill -9",
+                 state_ms=r["state_ms"], state_after=r["state_after"])
+        t.ok(r.get("tcp_survived"), "TCP connection survives kill -9 mid-transfer (sha256 equal)",
+             tx_rc=r.get("tcp_tx_rc"))
+        t.fig(crash_recover_udp_ms=r["udp_recover_ms"], crash_state_ms=r["state_ms"],
+              crash_ping_outage_ms=(r["ping_gap_pkts_10ms"] or 0) * 10)
+
+    def watchdog_once(self, t, label):
+        started, pid = self.start_tunnel(t, label, "default")
+        if not started:
+            return None
+        before = self.kstate()
+        want = "--sysctl %s.state=revoked " % SYS if self.kernel_tunnel else ""
+        rc, out = self.dut.run("/tmp/e/bin/probe sig-watch %s STOP 20000 %s--udp %s:%d"
+                               % (pid, want, PEER_IP, UDP_ECHO_PORT), 60)
+        w = parse_json(out)
+        mid = self.kstate()
+        rc2, kv2, _ = self.dut.g("pingstat %s 3 0.2" % PEER_IP, 30)
+        self.dut.run("kill -CONT %s" % pid, 10)
+        _, wkv, wout = self.dut.g("tunwait %s 15" % label, 30)
+        after = self.kstate()
+        return {"revoke_ms": w.get("state_ms"), "udp_recover_ms": w.get("udp_recover_ms"),
+                "state_after_stop": w.get("state_after"), "ping_while_stopped": rc2 == 0,
+                "exit_rc": wkv.get("exit_rc"), "says_revoked": "revoked" in wout.lower(),
+                "revoke_watchdog_delta": int(num(after.get("k.stats.revoke_watchdog"), 0)) - int(num(before.get("k.stats.revoke_watchdog"), 0)),
+                "max_gap_us": num(mid.get("k.stats.max_gap_us")), "state_final": after.get("k.state")}
+
+    def sc_watchdog(self, t):
+        if not self.kernel_tunnel:
+            t.ok(False, "watchdog needs the kmod-patch kernel (no dev.em.0.tunnel sysctls)")
+            return
+        self.kset(t, "enable=1", "watchdog_us=10000", "stats.reset=1")
+        t.ok(self.kstate().get("k.watchdog_us") == "10000", "watchdog_us=10000 accepted")
+        r = self.watchdog_once(t, "wd")
+        if r is None:
+            return
+        t.ok(r["revoke_ms"] is not None and r["state_after_stop"] == "revoked",
+             "SIGSTOP -> revoked by the watchdog", revoke_ms=r["revoke_ms"], state=r["state_after_stop"])
+        t.ok(r["revoke_watchdog_delta"] == 1, "stats.revoke_watchdog += 1", delta=r["revoke_watchdog_delta"])
+        t.ok(r["udp_recover_ms"] is not None and r["ping_while_stopped"],
+             "kernel traffic flows while the owner is still stopped", udp_recover_ms=r["udp_recover_ms"])
+        t.ok(r["exit_rc"] == "3" and r["says_revoked"], "SIGCONT -> client exits 3 with 'revoked'",
+             exit_rc=r["exit_rc"])
+        t.ok(r["state_final"] == "armed", "state armed once the fd is closed", state=r["state_final"])
+        t.fig(watchdog_revoke_ms=r["revoke_ms"], watchdog_recover_udp_ms=r["udp_recover_ms"])
+        # false-fire check: a running tunnel under the 10 ms watchdog for 10 s
+        started, pid = self.start_tunnel(t, "wd2", "default")
+        if started:
+            self.dut.g("pingstat %s 20 0.5" % PEER_IP, 60)
+            st = self.kstate()
+            self.dut.g("tunstop wd2 TERM", 30)
+            t.ok(st.get("k.state") == "tunneled", "no false watchdog fire in 10 s of running (max_gap_us=%s)"
+                 % st.get("k.stats.max_gap_us"), state=st.get("k.state"), max_gap_us=st.get("k.stats.max_gap_us"))
+            t.fig(running_max_gap_us=num(st.get("k.stats.max_gap_us")))
+
+    def sc_ctl(self, t):
+        if not self.have.get("emtunctl"):
+            t.ok(False, "emtunctl is on the data disk")
+            return
+        if not self.kernel_tunnel:
+            t.ok(False, "ctl needs the kmod-patch kernel (no dev.em.0.tunnel sysctls)")
+            return
+        self.kset(t, "enable=0")
+
+        def status():
+            rc, out = self.dut.run("timeout 20 /tmp/e/bin/emtunctl status --json", 40)
+            return rc, parse_json_any(out)
+
+        def em0(js):
+            """Find em0's record in whatever shape the JSON has (list or map)."""
+            if isinstance(js, dict):
+                for key in ("interfaces", "devices", "ports"):
+                    if key in js:
+                        return em0(js[key])
+                if "em0" in js:
+                    return js["em0"]
+                if js.get("name") == "em0" or js.get("ifname") == "em0" or js.get("interface") == "em0":
+                    return js
+            if isinstance(js, list):
+                for x in js:
+                    r = em0(x)
+                    if r is not None:
+                        return r
+            return None
+
+        rc, js = status()
+        rec = em0(js)
+        t.ok(rc == 0 and rec is not None and rec.get("state") == "default",
+             "status --json lists em0 in state default", rc=rc, em0=rec)
+        for desc, cmd, check in (
+            ("arm em0", "arm em0", lambda k: k.get("k.state") == "armed" and k.get("k.enable") == "1"),
+            ("watchdog em0 20000", "watchdog em0 20000", lambda k: k.get("k.watchdog_us") == "20000"),
+        ):
+            rc, kv, out = self.dut.g("ctl " + cmd, 40)
+            k = self.kstate()
+            t.ok(rc == 0 and check(k), "emtunctl %s" % desc, rc=rc, state=k.get("k.state"),
+                 watchdog_us=k.get("k.watchdog_us"), out=out.strip()[-300:])
+        rc, js = status()
+        rec = em0(js)
+        t.ok(rec is not None and rec.get("state") == "armed" and str(rec.get("watchdog_us")) == "20000",
+             "status --json: armed, watchdog_us 20000", em0=rec)
+        started, pid = self.start_tunnel(t, "ctlt", "default")
+        if started:
+            rc, js = status()
+            rec = em0(js) or {}
+            t.ok(rec.get("state") == "tunneled" and str(rec.get("owner_pid")) == str(pid),
+                 "status --json: tunneled, owner_pid", em0=rec)
+            rc, kv, out = self.dut.g("ctl revoke em0", 40)
+            k = self.kstate()
+            t.ok(rc == 0 and k.get("k.state") in ("revoked", "armed") and k.get("k.stats.revoke_admin") == "1",
+                 "emtunctl revoke em0 -> revoked, revoke_admin counted", rc=rc, state=k.get("k.state"),
+                 revoke_admin=k.get("k.stats.revoke_admin"))
+            _, wkv, wout = self.dut.g("tunwait ctlt 15", 30)
+            t.ok(wkv.get("exit_rc") == "3", "the revoked tunnel exits 3", exit_rc=wkv.get("exit_rc"))
+            rc, kv, out = self.dut.g("ctl stats em0 --json", 40)
+            t.ok(rc == 0 and parse_json_any(out[out.find("out:"):].replace("out: ", "")) is not None,
+                 "emtunctl stats em0 --json is JSON", rc=rc)
+        rc, kv, out = self.dut.g("ctl disarm em0", 40)
+        k = self.kstate()
+        t.ok(rc == 0 and k.get("k.state") == "default", "emtunctl disarm em0 -> default", rc=rc, state=k.get("k.state"))
+        # refusals
+        self.dut.run("ifconfig em0 txcsum", 20)
+        rc, kv, out = self.dut.g("ctl arm em0", 40)
+        t.ok(rc != 0 and self.kstate().get("k.state") == "default", "arm refused while txcsum is on", rc=rc,
+             out=out.strip()[-300:])
+        self.dut.run("ifconfig em0 -txcsum", 20)
+        self.dut.g("k watchdog_us=10000", 20)
+
+    def sc_soak(self, t):
+        if not self.kernel_tunnel:
+            t.ok(False, "soak needs the kmod-patch kernel (no dev.em.0.tunnel sysctls)")
+            return
+        self.kset(t, "enable=1", "watchdog_us=10000", "stats.reset=1")
+        _, l0, _ = self.dut.g("leaks", 60)
+        crash_ms, revoke_ms, fails = [], [], []
+        for i in range(self.a.soak_cycles):
+            r = self.crash_once(t, "sc%d" % i, False)
+            if r is None or not r["ping_after"] or r["state_after"] != "armed":
+                fails.append("crash#%d: %s" % (i, r))
+            else:
+                crash_ms.append(r["udp_recover_ms"])
+            self.kset(t, "watchdog_us=10000")
+            w = self.watchdog_once(t, "sw%d" % i)
+            if w is None or w["state_after_stop"] != "revoked" or w["exit_rc"] != "3" or w["state_final"] != "armed":
+                fails.append("watchdog#%d: %s" % (i, w))
+            else:
+                revoke_ms.append(w["revoke_ms"])
+            log("soak cycle %d/%d done (%d failures)" % (i + 1, self.a.soak_cycles, len(fails)))
+        _, l1, _ = self.dut.g("leaks", 60)
+        k = self.kstate()
+        t.ok(not fails, "%d cycles of crash + watchdog" % self.a.soak_cycles, failures=fails[:5])
+        t.ok(k.get("k.stats.enter") == k.get("k.stats.exit") and k.get("k.state") == "armed"
+             and k.get("k.owner_pid") == "0", "no leaked tunnel state (enter == exit, armed, owner_pid 0)",
+             enter=k.get("k.stats.enter"), exit=k.get("k.stats.exit"), state=k.get("k.state"))
+        t.ok(l1.get("netmap_fds") == "0" and l0.get("vm_netmap_inuse") == l1.get("vm_netmap_inuse"),
+             "no leaked netmap memory or fds", before=l0, after=l1)
+        t.ok(self.dut.g("pingstat %s 5 0.2" % PEER_IP, 30)[0] == 0, "ping after the soak")
+        t.fig(soak_crash_recover_ms=stats(crash_ms), soak_revoke_ms=stats(revoke_ms),
+              revoke_watchdog=k.get("k.stats.revoke_watchdog"))
+
+    def sc_bench(self, t):
+        a = self.a
+        t.note("accelerator: %s (absolute rates under TCG mean little; compare the ratios)" % a.accel)
+        t.fig(accelerator=a.accel, dut_vcpus=a.dut_smp)
+        if self.kernel_tunnel:
+            self.kset(t, "enable=1", "watchdog_us=%d" % a.watchdog_us_run)
+        # 1. kernel path: UDP sockets, default mode
+        rc, out = self.dut.run("/tmp/e/bin/probe udp-pingpong %s:%d %d 50" % (PEER_IP, UDP_ECHO_PORT, a.bench_pairs),
+                               a.step_timeout)
+        udp = parse_json(out)
+        t.ok(rc == 0 and udp.get("pairs", 0) > 0, "UDP (kernel path) 50-octet pairs", **udp)
+        # 2. user path: pingpong over netmap, DUT client, peer server (busy and interval)
+        pp = {}
+        if self.have.get("pingpong"):
+            for mode, flag in (("busy", "--busy"), ("interval", "")):
+                self.peer.g("tunstart pps /tmp/e/bin/pingpong em0 --role server --ethertype %s %s" % (ETHERTYPE, flag), 60)
+                rc, out = self.dut.run("timeout %d /tmp/e/bin/probe cpu -- /tmp/e/bin/pingpong em0 --role client --peer %s "
+                                       "--ethertype %s --count %d %s" % (a.step_timeout, PEER_MAC, ETHERTYPE, a.bench_pairs, flag),
+                                       a.step_timeout + 30)
+                self.peer.g("tunstop pps TERM", 30)
+                r = parse_pingpong(out)
+                r.update({k: v for k, v in parse_json(out).items() if k != "rc"})
+                pp[mode] = r
+                t.ok(rc == 0 and r.get("pairs_per_s"), "pingpong (netmap) %s: pairs/s" % mode, **r)
+        else:
+            t.ok(False, "pingpong example is on the data disk")
+
+        def per_cpu(r, cpu_key):
+            p, c = num(r.get("pairs_per_s")), num(r.get(cpu_key))
+            return p / (c / 100.0) if p and c else None
+        udp_eff = per_cpu(udp, "guest_busy_pct") if udp else None
+        t.fig(udp_pairs_per_s=udp.get("pairs_per_s"), udp_guest_busy_pct=udp.get("guest_busy_pct"),
+              udp_proc_cpu_pct=udp.get("proc_cpu_pct"), udp_pairs_per_guest_cpu_s=udp_eff)
+        for mode, r in pp.items():
+            eff = per_cpu(r, "guest_busy_pct")
+            t.fig(**{"pingpong_%s_pairs_per_s" % mode: num(r.get("pairs_per_s")),
+                     "pingpong_%s_guest_busy_pct" % mode: r.get("guest_busy_pct"),
+                     "pingpong_%s_proc_cpu_pct" % mode: r.get("child_cpu_pct", r.get("cpu_pct")),
+                     "pingpong_%s_pairs_per_guest_cpu_s" % mode: eff})
+            if udp.get("pairs_per_s") and num(r.get("pairs_per_s")):
+                t.fig(**{"ratio_pairs_per_s_%s_vs_udp" % mode: round(num(r["pairs_per_s"]) / num(udp["pairs_per_s"]), 3)})
+            if eff and udp_eff:
+                t.fig(**{"ratio_pairs_per_cpu_s_%s_vs_udp" % mode: round(eff / udp_eff, 3)})
+        # 3. TCP throughput: default vs tunnel (busy and interval)
+        if not getattr(self, "blob_sha", None):
+            self.blob(self.dut)
+        _, d = self.tcp(t, "bench default", self.dut, self.peer, PEER_IP, 5020, a.size_mb, a.tcp_timeout)
+        t.fig(bench_tcp_default_MBps=d)
+        rtt = {}
+        rc, kv, _ = self.dut.g("pingstat %s 50 0.05" % PEER_IP, 60)
+        rtt["default"] = num(kv.get("rtt_avg_ms"))
+        if self.have.get("fwd") or self.have.get("emtunctl"):
+            for i, mode in enumerate(("busy", "interval")):
+                started, pid = self.start_tunnel(t, "bt%d" % i, mode)
+                if not started:
+                    continue
+                _, m = self.tcp(t, "bench tunnel %s" % mode, self.dut, self.peer, PEER_IP, 5021 + i, a.size_mb, a.tcp_timeout)
+                rc, kv, _ = self.dut.g("pingstat %s 50 0.05" % PEER_IP, 60)
+                rtt[mode] = num(kv.get("rtt_avg_ms"))
+                self.dut.g("tunstop bt%d TERM" % i, 30)
+                t.fig(**{"bench_tcp_tunnel_%s_MBps" % mode: m})
+                if d and m:
+                    t.fig(**{"ratio_tcp_tunnel_%s_vs_default" % mode: round(m / d, 3)})
+        t.fig(rtt_avg_ms=rtt)
+        for mode in ("busy", "interval"):
+            if rtt.get(mode) is not None and rtt.get("default") is not None:
+                t.fig(**{"rtt_added_%s_ms" % mode: round(rtt[mode] - rtt["default"], 3)})
+
+    # -- driver ---------------------------------------------------------------------------------
+    def run(self):
+        ok_all = True
+        try:
+            self.boot()
+        except (VMDead, StepTimeout) as e:
+            log("boot failed: %s" % e)
+            t = Tap("boot")
+            t.ok(False, "boot both VMs, log in, wire up", error=str(e))
+            self.finish_scenario(t)
+            self.shutdown()
+            return False
+        for name in self.a.scenarios:
+            t = Tap(name)
+            log("=== scenario %s ===" % name)
+            try:
+                getattr(self, "sc_" + name)(t)
+            except (VMDead, StepTimeout) as e:
+                t.ok(False, "scenario finished without a hung or dead guest", error=str(e))
+                self.finish_scenario(t)
+                ok_all = False
+                log("guest lost (%s); remaining scenarios are not run" % e)
+                for rest in self.a.scenarios[self.a.scenarios.index(name) + 1:]:
+                    r = Tap(rest)
+                    r.ok(False, "not run: guest lost in %s" % name)
+                    self.finish_scenario(r)
+                break
+            except Exception as e:  # a bug in the harness must still produce a report
+                t.ok(False, "harness error: %r" % e)
+            ok_all &= self.finish_scenario(t)
+        self.shutdown()
+        return ok_all
+
+    def finish_scenario(self, t):
+        with open(os.path.join(self.a.out, t.name + ".tap"), "w") as f:
+            f.write(t.text())
+        self.report["scenarios"][t.name] = {"passed": t.failed == 0, "tests": t.n, "failed": t.failed,
+                                            "seconds": round(time.monotonic() - t.t0, 1),
+                                            "figures": t.figures, "notes": t.notes}
+        with open(os.path.join(self.a.out, "report.json"), "w") as f:
+            json.dump(self.report, f, indent=2, sort_keys=True)
+        return t.failed == 0
+
+    def shutdown(self):
+        for vm in (self.dut, self.peer):
+            if vm:
+                vm.poweroff(60)
+
+
+def stats(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    xs.sort()
+    return {"n": len(xs), "min": round(xs[0], 3), "median": round(xs[len(xs) // 2], 3), "max": round(xs[-1], 3)}
+
+
+def parse_json(text):
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return {}
+
+
+def parse_json_any(text):
+    """The first JSON document in text (object or array, possibly multi-line)."""
+    dec = json.JSONDecoder()
+    for i, c in enumerate(text):
+        if c in "{[":
+            try:
+                return dec.raw_decode(text[i:])[0]
+            except ValueError:
+                continue
+    return None
+
+
+def parse_app_stats(text):
+    """Counters a tunnel prints on exit: 'to_app=1 from_host: 2 ...' or JSON; names per CONTRACT."""
+    names = ("to_app", "from_app", "to_host", "from_host", "dropped", "syncs", "runt", "oversize", "bad_buf_idx")
+    js = parse_json_any(text[text.find("{"):]) if "{" in text else None
+    out = {}
+    if isinstance(js, dict):
+        flat = dict(js)
+        for v in js.values():
+            if isinstance(v, dict):
+                flat.update(v)
+        for n in names:
+            if isinstance(flat.get(n), (int, float)):
+                out[n] = int(flat[n])
+    for n in names:
+        if n not in out:
+            m = re.search(r"\b%s\b\s*[:=]?\s*(\d+)" % n, text)
+            if m:
+                out[n] = int(m.group(1))
+    return out
+
+
+def parse_pingpong(text):
+    r = {}
+    m = re.search(r"([\d.]+)\s*pairs/s", text) or re.search(r"pairs[_ /]*(?:per[_ ]s(?:ec)?)\"?\s*[:=]\s*([\d.]+)", text)
+    if m:
+        r["pairs_per_s"] = float(m.group(1))
+    m = re.search(r"(\d+)\s+pairs\b", text) or re.search(r"\bpairs\"?\s*[:=]\s*(\d+)", text)
+    if m:
+        r["pairs"] = int(m.group(1))
+    m = re.search(r"cpu[^\d\n]{0,20}([\d.]+)\s*%", text, re.I)
+    if m:
+        r["cpu_pct"] = float(m.group(1))
+    js = parse_json(text)
+    for k in ("pairs_per_s", "pairs", "cpu_pct", "rtt_us", "lost"):
+        if k in js and k not in r:
+            r[k] = js[k]
+    r["raw"] = " | ".join(l.strip() for l in text.strip().splitlines()[-4:])[:300]
+    return r
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image", required=True)
+    p.add_argument("--data", required=True, help="FAT disk image with emtun/{bin,g.sh}")
+    p.add_argument("--out", required=True)
+    p.add_argument("--accel", default="tcg", choices=["tcg", "kvm"])
+    p.add_argument("--qemu", default="qemu-system-x86_64")
+    p.add_argument("--nic", default="e1000", help="e1000 (82540EM) or e1000e (82574)")
+    p.add_argument("--mem", type=int, default=1024)
+    p.add_argument("--dut-smp", type=int, default=2)
+    p.add_argument("--peer-smp", type=int, default=1)
+    p.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
+    p.add_argument("--size-mb", type=int, default=100)
+    p.add_argument("--tcp-timeout", type=int, default=600)
+    p.add_argument("--step-timeout", type=int, default=300)
+    p.add_argument("--boot-timeout", type=int, default=600)
+    p.add_argument("--soak-cycles", type=int, default=20)
+    p.add_argument("--pp-count", type=int, default=20000)
+    p.add_argument("--bench-pairs", type=int, default=20000)
+    p.add_argument("--watchdog-us-run", type=int, default=10000,
+                   help="watchdog_us while tunnels run in the non-watchdog scenarios")
+    a = p.parse_args()
+    a.scenarios = [s for s in a.scenarios.split(",") if s]
+    bad = [s for s in a.scenarios if s not in ALL_SCENARIOS]
+    if bad:
+        p.error("unknown scenarios %s (have %s)" % (bad, ALL_SCENARIOS))
+    os.makedirs(a.out, exist_ok=True)
+    r = Run(a)
+    ok = False
+    try:
+        ok = r.run()
+    finally:
+        for vm in (r.dut, r.peer):
+            if vm:
+                vm.kill()
+    rep = r.report
+    npass = sum(1 for s in rep["scenarios"].values() if s["passed"])
+    nfail = len(rep["scenarios"]) - npass
+    print(json.dumps(rep, indent=2, sort_keys=True))
+    print("vm-test: %d passed, %d failed" % (npass, nfail))
+    print("reports: %s/*.tap, %s/report.json" % (a.out, a.out))
+    return 0 if ok and nfail == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+#!/bin/sh
+# emtun VM end-to-end test (issue 5). Entry point of `make vm-test IMAGE=path/to/disk.img`.
+#   tests/vm/run.sh [IMAGE]         IMAGE may also come from the environment.
+# Environment (all optional):
+#   IMAGE=disk.img      FreeBSD 14 amd64 raw disk with the kmod-patch kernel (see tests/vm/README.md)
+#   ACCEL=tcg|kvm       QEMU accelerator (default tcg: a /dev/kvm may exist that cannot run FreeBSD)
+#   SCENARIOS=baseline,tunneled,crash,watchdog,ctl,soak,bench   (default: all)
+#   SIZE_MB=100  SOAK_CYCLES=20  BENCH_PAIRS=20000  PP_COUNT=20000
+#   NIC=e1000|e1000e    DUT_SMP=2  PEER_SMP=1  MEM=1024
+#   VM_BIN_DIR=dir      use prebuilt FreeBSD binaries (emtunctl fwd pingpong probe) instead of building
+#   VM_OUT=dir          where reports go (default target/vm-test/<timestamp>)
+#   QEMU=qemu-system-x86_64
+# Exit: 0 all scenarios passed (or SKIP without an image), 1 a scenario failed, 2 setup error.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+IMAGE=${1:-${IMAGE:-}}
+if [ -z "$IMAGE" ]; then
+	echo "SKIP: no FreeBSD image given (IMAGE=path/to/disk.img); see tests/vm/README.md"
+	exit 0
+fi
+die() { echo "vm-test: $*" >&2; exit 2; }
+[ -f "$IMAGE" ] || die "image not found: $IMAGE"
+IMAGE=$(cd "$(dirname "$IMAGE")" && pwd)/$(basename "$IMAGE")
+QEMU=${QEMU:-qemu-system-x86_64}
+command -v "$QEMU" >/dev/null || die "$QEMU not found (Debian: apt-get install qemu-system-x86)"
+command -v mkfs.vfat >/dev/null || die "mkfs.vfat not found (apt-get install dosfstools)"
+command -v mcopy >/dev/null || die "mcopy not found (apt-get install mtools)"
+ACCEL=${ACCEL:-tcg}
+OUT=${VM_OUT:-$ROOT/target/vm-test/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+T=x86_64-unknown-freebsd
+
+if [ -n "${VM_BIN_DIR:-}" ]; then
+	BIN=$VM_BIN_DIR
+else
+	echo "vm-test: building the FreeBSD binaries (cargo zigbuild --target $T)"
+	(cd "$ROOT" && cargo zigbuild --release --target $T --workspace --examples --bins) \
+		|| die "cargo zigbuild of the workspace failed"
+	CARGO_TARGET_DIR="$ROOT/target/vm-probe" cargo zigbuild --release --target $T \
+		--manifest-path "$HERE/probe/Cargo.toml" || die "cargo zigbuild of tests/vm/probe failed"
+	BIN=$OUT/bin
+	rm -rf "$BIN"; mkdir -p "$BIN"
+	R=$ROOT/target/$T/release
+	for f in "$R"/emtunctl "$R"/examples/fwd "$R"/examples/pingpong "$ROOT/target/vm-probe/$T/release/probe"; do
+		[ -f "$f" ] && cp "$f" "$BIN/"
+	done
+	# other example binaries (no hashed duplicates)
+	for f in "$R"/examples/*; do
+		n=$(basename "$f")
+		case $n in *-*|*.*) continue;; esac
+		[ -x "$f" ] && [ ! -e "$BIN/$n" ] && cp "$f" "$BIN/"
+	done
+fi
+echo "vm-test: guest binaries: $(ls "$BIN" | tr '\n' ' ')"
+
+# the data disk: FAT, made without root or mounts
+D=$OUT/data
+rm -rf "$D"; mkdir -p "$D/emtun/bin"
+cp "$BIN"/* "$D/emtun/bin/"
+cp "$HERE/guest/g.sh" "$D/emtun/"
+KB=$(du -sk "$D" | cut -f1)
+KB=$(( KB * 12 / 10 + 8192 ))
+rm -f "$OUT/data.img"
+mkfs.vfat -n EMTUN -C "$OUT/data.img" $KB >/dev/null
+MTOOLS_SKIP_CHECK=1 mcopy -s -i "$OUT/data.img" "$D/emtun" ::/
+
+echo "vm-test: image $IMAGE, accel $ACCEL, reports in $OUT"
+exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$OUT" --accel "$ACCEL" \
+	--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-2}" --peer-smp "${PEER_SMP:-1}" \
+	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench}" --size-mb "${SIZE_MB:-100}" \
+	--soak-cycles "${SOAK_CYCLES:-20}" --bench-pairs "${BENCH_PAIRS:-20000}" --pp-count "${PP_COUNT:-20000}" \
+	--watchdog-us-run "${WATCHDOG_US_RUN:-10000}"
