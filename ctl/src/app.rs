@@ -1,0 +1,86 @@
+//! Wiring: the platform backends and the dispatch of each command.
+
+use crate::cli::Cmd;
+use crate::error::{CtlError, Result};
+use crate::iface::Ifaces;
+use crate::port::Ctx;
+#[cfg(target_os = "freebsd")]
+use crate::sys;
+use crate::sysctl::Sysctl;
+use crate::watch::SleepTicker;
+use crate::{commands, engine, run, watch};
+use netmap_user::signal::stop_on_signals;
+use std::io::Write;
+
+/// The real backends of this system.
+pub struct Platform {
+    pub sysctl: Box<dyn Sysctl>,
+    pub ifaces: Box<dyn Ifaces>,
+    pub euid: u32,
+}
+
+#[cfg(target_os = "freebsd")]
+pub fn platform() -> Result<Platform> {
+    Ok(Platform {
+        sysctl: Box::new(sys::SysSysctl),
+        ifaces: Box::new(sys::SysIfaces),
+        euid: sys::euid(),
+    })
+}
+
+/// Anything but FreeBSD: every command says so plainly.
+#[cfg(not(target_os = "freebsd"))]
+pub fn platform() -> Result<Platform> {
+    Err(CtlError::NeedsFreeBsd(std::env::consts::OS))
+}
+
+fn warn(msg: &str) {
+    eprintln!("emtunctl: warning: {msg}");
+}
+
+/// Run one command against `p`. `watch` and `run` turn SIGINT/SIGTERM into
+/// a stop flag (netmap_user::signal) so that they end cleanly.
+pub fn dispatch(p: &Platform, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
+    let ctx = Ctx {
+        sysctl: p.sysctl.as_ref(),
+        ifaces: p.ifaces.as_ref(),
+        euid: p.euid,
+    };
+    match cmd {
+        Cmd::Status { iface, json } => {
+            for note in commands::status(&ctx, iface.as_deref(), json, out)? {
+                warn(&note);
+            }
+            Ok(())
+        }
+        Cmd::Arm {
+            iface,
+            watchdog,
+            no_offload_fix,
+        } => commands::arm(&ctx, &iface, watchdog, no_offload_fix, out),
+        Cmd::Disarm { iface } => commands::disarm(&ctx, &iface, out),
+        Cmd::Revoke { iface } => commands::revoke(&ctx, &iface, out),
+        Cmd::Watchdog { iface, period } => commands::watchdog(&ctx, &iface, period, out),
+        Cmd::Stats { iface, reset, json } => commands::stats(&ctx, &iface, reset, json, out),
+        Cmd::Watch {
+            iface,
+            interval,
+            count,
+        } => {
+            let mut ticker = SleepTicker::new(stop_on_signals());
+            watch::watch(&ctx, &iface, interval, count, &mut ticker, out).map(|_| ())
+        }
+        Cmd::Run {
+            iface,
+            claim,
+            busy,
+            interval,
+        } => {
+            let plan = run::preflight(&ctx, &iface, claim, run::Poll::from_args(busy, interval))?;
+            for w in &plan.warnings {
+                warn(w);
+            }
+            engine::run(&ctx, &plan, stop_on_signals(), out)
+        }
+    }
+}

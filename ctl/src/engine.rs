@@ -1,0 +1,229 @@
+//! The netmap-user side of `run`: open the tunnel, forward until Ctrl-C or a
+//! revoke, print the engine's counters.
+
+use crate::duration::format_watchdog;
+use crate::error::{CtlError, Result};
+use crate::ethertype;
+use crate::port::Ctx;
+use crate::run::{self, Plan, Poll, Summary};
+use netmap_user::{Backend, PollMode, Tunnel, TunnelConfig};
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// The library configuration for a plan.
+pub fn config(plan: &Plan) -> TunnelConfig {
+    let poll = match plan.poll {
+        Poll::Busy => PollMode::Busy,
+        Poll::Interval(d) => PollMode::Interval(d),
+    };
+    plan.claims
+        .iter()
+        .fold(TunnelConfig::default().poll(poll), |cfg, e| {
+            cfg.claim(netmap_user::EtherType(e.0))
+        })
+}
+
+/// A netmap-user error from opening the port, in emtunctl's terms.
+pub fn open_error(ctx: &Ctx, plan: &Plan, e: netmap_user::Error) -> CtlError {
+    use netmap_user::Error as E;
+    let iface = plan.port.name.clone();
+    match e {
+        E::Busy(_) => run::busy_error(ctx, &plan.port),
+        E::PermissionDenied(_) => CtlError::NotRoot {
+            action: format!("run {iface} (netmap registration)"),
+        },
+        E::NoSuchInterface(_) => CtlError::NoSuchInterface(iface),
+        E::Unsupported => CtlError::NeedsFreeBsd(std::env::consts::OS),
+        E::Revoked => CtlError::Revoked { iface },
+        other => CtlError::Tunnel(format!("{iface}: {other}")),
+    }
+}
+
+/// Forward on `tun` until `stop` is set or the port fails; count claimed
+/// bytes. Returns the loop's result and the counters.
+pub fn drive<B: Backend>(
+    tun: &mut Tunnel<B>,
+    stop: &AtomicBool,
+) -> (std::result::Result<(), netmap_user::Error>, Summary) {
+    let mut claimed_bytes = 0u64;
+    // Claimed frames are counted and released: `run` is a tunnel without an
+    // application; the engine already counts them as to_app.
+    let mut app = |frame: &[u8]| claimed_bytes += frame.len() as u64;
+    let r = tun.run_until(stop, &mut app);
+    let s = tun.stats();
+    let summary = Summary {
+        to_app: s.to_app,
+        from_app: s.from_app,
+        to_host: s.to_host,
+        from_host: s.from_host,
+        dropped: s.dropped.total(),
+        rounds: s.rounds,
+        claimed_bytes,
+    };
+    (r, summary)
+}
+
+/// `run IFACE` after a successful preflight.
+pub fn run(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> Result<()> {
+    let iface = &plan.port.name;
+    let mut tun = Tunnel::open(iface, config(plan)).map_err(|e| open_error(ctx, plan, e))?;
+    writeln!(
+        out,
+        "{iface}: tunneling; claims {}; {}; watchdog {}; Ctrl-C to stop",
+        ethertype::describe(&plan.claims),
+        plan.poll.describe(),
+        format_watchdog(plan.watchdog_us)
+    )?;
+    out.flush()?;
+    let start = Instant::now();
+    let (r, summary) = drive(&mut tun, stop);
+    // Release the port (close + unmap) before reporting, so that the kernel
+    // state printed by a following `status` is already "armed".
+    drop(tun);
+    out.write_all(run::format_summary(iface, &summary, start.elapsed()).as_bytes())?;
+    out.flush()?;
+    match r {
+        Ok(()) => Ok(()),
+        Err(netmap_user::Error::Revoked) => Err(CtlError::Revoked {
+            iface: iface.clone(),
+        }),
+        Err(e) => Err(CtlError::Tunnel(format!("{iface}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ethertype::EtherType;
+    use crate::iface::Driver;
+    use crate::port::Port;
+    use netmap_user::mem::{self, MemConfig};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    fn plan(claims: Vec<EtherType>, poll: Poll) -> Plan {
+        Plan {
+            port: Port {
+                name: "em0".into(),
+                driver: Driver::Em,
+                unit: 0,
+            },
+            claims,
+            poll,
+            watchdog_us: 10_000,
+            warnings: vec![],
+        }
+    }
+
+    fn frame(ethertype: u16, len: usize) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        f[..6].copy_from_slice(&[0xff; 6]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn config_carries_claims() {
+        let p = plan(vec![EtherType(0x88b5), EtherType(0x88b6)], Poll::Busy);
+        let cfg = config(&p);
+        assert!(cfg.claims().contains(netmap_user::EtherType(0x88b5)));
+        assert!(cfg.claims().contains(netmap_user::EtherType(0x88b6)));
+        assert!(!cfg.claims().contains(netmap_user::EtherType(0x0800)));
+        assert_eq!(cfg.claims().len(), 2);
+    }
+
+    #[test]
+    fn drive_forwards_and_counts_then_stops() {
+        let (port, nic) = mem::port(&MemConfig::default());
+        let p = plan(
+            vec![EtherType(0x88b5)],
+            Poll::Interval(Duration::from_millis(1)),
+        );
+        let mut tun = Tunnel::with_port(port, config(&p));
+        nic.wire_send(0, &frame(0x88b5, 60)).unwrap();
+        nic.wire_send(0, &frame(0x0800, 60)).unwrap();
+        nic.wire_send(0, &frame(0x88b5, 100)).unwrap();
+        nic.stack_send(0, &frame(0x0806, 42)).unwrap();
+        // The stop flag is raised from the "signal handler" thread after the
+        // traffic had time to move; the in-memory port never blocks.
+        let stop = AtomicBool::new(false);
+        let (r, s) = std::thread::scope(|sc| {
+            sc.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                stop.store(true, Ordering::SeqCst);
+            });
+            drive(&mut tun, &stop)
+        });
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(s.to_app, 2);
+        assert_eq!(s.claimed_bytes, 160);
+        assert_eq!(s.to_host, 1);
+        assert_eq!(s.from_host, 1);
+        assert_eq!(s.dropped, 0);
+        assert!(s.rounds > 0);
+        let up = nic.stack_take();
+        assert_eq!(up.len(), 1);
+        assert_eq!(&up[0].1[12..14], &[0x08, 0x00]);
+        let out = nic.wire_take();
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0].1[12..14], &[0x08, 0x06]);
+    }
+
+    #[test]
+    fn drive_reports_revoke() {
+        let (port, nic) = mem::port(&MemConfig::default());
+        let p = plan(vec![], Poll::Busy);
+        let mut tun = Tunnel::with_port(port, config(&p));
+        nic.wire_send(0, &frame(0x0800, 60)).unwrap();
+        nic.revoke();
+        let stop = AtomicBool::new(false);
+        let (r, _) = drive(&mut tun, &stop);
+        assert!(matches!(r, Err(netmap_user::Error::Revoked)), "{r:?}");
+    }
+
+    #[cfg(not(target_os = "freebsd"))]
+    #[test]
+    fn run_off_freebsd_says_so() {
+        let k = crate::sysctl::mem::MemSysctl::new();
+        let i = crate::iface::mem::MemIfaces::default();
+        let ctx = Ctx {
+            sysctl: &k,
+            ifaces: &i,
+            euid: 0,
+        };
+        let p = plan(vec![], Poll::Busy);
+        let e = run(&ctx, &p, &AtomicBool::new(false), &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, CtlError::NeedsFreeBsd(_)), "{e:?}");
+    }
+
+    #[test]
+    fn open_errors_map() {
+        let k = crate::sysctl::mem::MemSysctl::new();
+        use crate::sysctl::mem::{Access, Val};
+        k.add("dev.em.0.tunnel.owner_pid", Val::Int(555), Access::Ro);
+        k.set_proc(555, "other");
+        let i = crate::iface::mem::MemIfaces::default();
+        let ctx = Ctx {
+            sysctl: &k,
+            ifaces: &i,
+            euid: 0,
+        };
+        let p = plan(vec![], Poll::Busy);
+        use netmap_user::Error as E;
+        let e = open_error(&ctx, &p, E::Busy("em0".into()));
+        assert_eq!(e.to_string(), "em0 is already tunneled by pid 555 (other)");
+        let e = open_error(&ctx, &p, E::PermissionDenied("em0".into()));
+        assert!(matches!(e, CtlError::NotRoot { .. }));
+        let e = open_error(&ctx, &p, E::Revoked);
+        assert!(matches!(e, CtlError::Revoked { .. }));
+        assert!(e.to_string().contains("back in default mode"));
+        let e = open_error(&ctx, &p, E::NoNetmap);
+        assert!(
+            e.to_string().starts_with("em0: netmap is not available"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
+}

@@ -1,0 +1,373 @@
+//! Human tables and the stable JSON schema.
+//!
+//! JSON (schema 1), for `status --json`:
+//! `{"schema":1,"interfaces":[{"name","driver","unit","state","enabled",
+//!   "owner":{"pid","name"}|null,"watchdog_us","link",
+//!   "offloads":{"txcsum","txcsum6","tso4","tso6","vlanhwtag","safe"}|null,
+//!   "stats":{"enter","exit","revoke_watchdog","revoke_admin","host_in",
+//!            "host_out","host_drop","max_gap_us"}}]}`
+//! and for `stats --json`: `{"schema":1,"name","state","stats":{...}}`.
+//! Fields are only ever added; a change of meaning bumps "schema".
+
+use crate::duration::{format_us, format_watchdog};
+use crate::iface::{offload_names, Caps, BAD_OFFLOADS};
+use crate::port::{PortStatus, COUNTER_NAMES};
+use serde_json::{json, Map, Value};
+
+/// Version of the JSON output.
+pub const SCHEMA: u64 = 1;
+
+/// Offloads column: "off" when safe, else the enabled bad ones.
+pub fn offloads_cell(caps: Option<Caps>) -> String {
+    match caps {
+        None => "?".into(),
+        Some(c) if c.bad() == 0 => "off".into(),
+        Some(c) => offload_names(c.bad()).join(","),
+    }
+}
+
+fn owner_cell(s: &PortStatus) -> String {
+    s.owner
+        .as_ref()
+        .map(|o| o.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Left-aligned text table with two spaces between columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// `status` as a table, one row per port.
+pub fn status_table(list: &[PortStatus]) -> String {
+    let header = [
+        "IFACE",
+        "STATE",
+        "OWNER",
+        "WATCHDOG",
+        "LINK",
+        "OFFLOADS",
+        "ENTER",
+        "EXIT",
+        "REVOKE",
+        "HOST_IN",
+        "HOST_OUT",
+        "HOST_DROP",
+        "MAX_GAP",
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            let c = &s.counters.0;
+            vec![
+                s.port.name.clone(),
+                s.state.to_string(),
+                owner_cell(s),
+                format_watchdog(s.watchdog_us),
+                s.link.as_str().to_string(),
+                offloads_cell(s.caps),
+                c[0].to_string(),
+                c[1].to_string(),
+                format!("{}/{}", c[2], c[3]),
+                c[4].to_string(),
+                c[5].to_string(),
+                c[6].to_string(),
+                format_us(c[7]),
+            ]
+        })
+        .collect();
+    let mut out = table(&header, &rows);
+    if list.iter().any(|s| s.caps.is_some_and(|c| c.bad() != 0)) {
+        out.push_str("note: `emtunctl arm` turns the listed offloads off (they break tunneled host traffic)\n");
+    }
+    out.push_str(
+        "REVOKE is watchdog/admin revokes; MAX_GAP is the longest gap between owner heartbeats\n",
+    );
+    out
+}
+
+fn stats_obj(s: &PortStatus) -> Value {
+    let mut m = Map::new();
+    for (i, n) in COUNTER_NAMES.iter().enumerate() {
+        m.insert((*n).to_string(), json!(s.counters.0[i]));
+    }
+    Value::Object(m)
+}
+
+fn offloads_obj(caps: Option<Caps>) -> Value {
+    match caps {
+        None => Value::Null,
+        Some(c) => {
+            let mut m = Map::new();
+            for (bit, name) in BAD_OFFLOADS {
+                m.insert(name.to_string(), json!(c.enabled & bit != 0));
+            }
+            m.insert("safe".into(), json!(c.bad() == 0));
+            Value::Object(m)
+        }
+    }
+}
+
+/// One port in the JSON schema.
+pub fn status_obj(s: &PortStatus) -> Value {
+    json!({
+        "name": s.port.name,
+        "driver": s.port.driver.as_str(),
+        "unit": s.port.unit,
+        "state": s.state.as_str(),
+        "enabled": s.enabled,
+        "owner": s.owner.as_ref().map(|o| json!({"pid": o.pid, "name": o.name})),
+        "watchdog_us": s.watchdog_us,
+        "link": s.link.as_str(),
+        "offloads": offloads_obj(s.caps),
+        "stats": stats_obj(s),
+    })
+}
+
+/// `status --json`
+pub fn status_json(list: &[PortStatus]) -> Value {
+    json!({
+        "schema": SCHEMA,
+        "interfaces": list.iter().map(status_obj).collect::<Vec<_>>(),
+    })
+}
+
+/// `stats --json`
+pub fn stats_json(s: &PortStatus) -> Value {
+    json!({
+        "schema": SCHEMA,
+        "name": s.port.name,
+        "state": s.state.as_str(),
+        "stats": stats_obj(s),
+    })
+}
+
+/// `stats` as text.
+pub fn stats_text(s: &PortStatus) -> String {
+    let mut out = format!(
+        "{}: {}{}\n",
+        s.port.name,
+        s.state,
+        s.owner
+            .as_ref()
+            .map(|o| format!(" by {o}"))
+            .unwrap_or_default()
+    );
+    let c = &s.counters.0;
+    let desc = [
+        "tunneled sessions started",
+        "tunneled sessions ended",
+        "revoked by the watchdog",
+        "revoked by the administrator",
+        "host packets, kernel stack -> NIC",
+        "host packets, NIC -> kernel stack",
+        "host packets dropped",
+        "longest gap between owner heartbeats",
+    ];
+    for (i, n) in COUNTER_NAMES.iter().enumerate() {
+        let v = if i == 7 {
+            format!("{} ({})", c[i], format_us(c[i]))
+        } else {
+            c[i].to_string()
+        };
+        out.push_str(&format!("  {n:<16} {v:>16}  {}\n", desc[i]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Owner;
+    use crate::iface::{Driver, Link, IFCAP_TSO4, IFCAP_TXCSUM};
+    use crate::port::{Counters, Port, State};
+
+    fn sample(name: &str, state: State, owner: Option<Owner>, caps: Option<Caps>) -> PortStatus {
+        PortStatus {
+            port: Port {
+                name: name.into(),
+                driver: Driver::Em,
+                unit: 0,
+            },
+            state,
+            enabled: true,
+            watchdog_us: 10_000,
+            owner,
+            caps,
+            link: Link::Up,
+            counters: Counters([1, 0, 2, 3, 1000, 900, 5, 1_500]),
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(
+            &["A", "BB"],
+            &[
+                vec!["xxx".into(), "1".into()],
+                vec!["y".into(), "22".into()],
+            ],
+        );
+        assert_eq!(t, "A    BB\nxxx  1\ny    22\n");
+    }
+
+    #[test]
+    fn status_table_shows_fields() {
+        let s = sample(
+            "em0",
+            State::Tunneled,
+            Some(Owner {
+                pid: 4242,
+                name: Some("fwd".into()),
+            }),
+            Some(Caps {
+                supported: !0,
+                enabled: 0,
+            }),
+        );
+        let t = status_table(&[s]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("IFACE"));
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            row,
+            vec![
+                "em0", "tunneled", "pid", "4242", "(fwd)", "10ms", "up", "off", "1", "0", "2/3",
+                "1000", "900", "5", "1.5ms"
+            ]
+        );
+        assert!(!t.contains("note: `emtunctl arm`"));
+    }
+
+    #[test]
+    fn status_table_flags_bad_offloads() {
+        let s = sample(
+            "em1",
+            State::Default,
+            None,
+            Some(Caps {
+                supported: !0,
+                enabled: IFCAP_TXCSUM | IFCAP_TSO4,
+            }),
+        );
+        let t = status_table(&[s]);
+        assert!(t.lines().nth(1).unwrap().contains(" txcsum,tso4 "), "{t}");
+        assert!(t.contains("note: `emtunctl arm` turns the listed offloads off"));
+        assert_eq!(offloads_cell(None), "?");
+    }
+
+    #[test]
+    fn json_schema() {
+        let list = vec![
+            sample(
+                "em0",
+                State::Tunneled,
+                Some(Owner {
+                    pid: 4242,
+                    name: Some("fwd".into()),
+                }),
+                Some(Caps {
+                    supported: !0,
+                    enabled: IFCAP_TSO4,
+                }),
+            ),
+            sample("em1", State::Armed, None, None),
+        ];
+        let text = status_json(&list).to_string();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["schema"], 1);
+        let ifs = v["interfaces"].as_array().unwrap();
+        assert_eq!(ifs.len(), 2);
+        let a = &ifs[0];
+        assert_eq!(a["name"], "em0");
+        assert_eq!(a["driver"], "em");
+        assert_eq!(a["unit"], 0);
+        assert_eq!(a["state"], "tunneled");
+        assert_eq!(a["enabled"], true);
+        assert_eq!(a["owner"]["pid"], 4242);
+        assert_eq!(a["owner"]["name"], "fwd");
+        assert_eq!(a["watchdog_us"], 10_000);
+        assert_eq!(a["link"], "up");
+        assert_eq!(a["offloads"]["tso4"], true);
+        assert_eq!(a["offloads"]["txcsum"], false);
+        assert_eq!(a["offloads"]["safe"], false);
+        let stats = a["stats"].as_object().unwrap();
+        let keys: Vec<&String> = stats.keys().collect();
+        let mut want: Vec<&str> = COUNTER_NAMES.to_vec();
+        want.sort_unstable();
+        let mut got: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        got.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(a["stats"]["host_in"], 1000);
+        assert_eq!(a["stats"]["max_gap_us"], 1500);
+        let b = &ifs[1];
+        assert!(b["owner"].is_null());
+        assert!(b["offloads"].is_null());
+        // The exact set of top-level keys per interface is part of the schema.
+        let mut keys: Vec<&str> = b.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            vec![
+                "driver",
+                "enabled",
+                "link",
+                "name",
+                "offloads",
+                "owner",
+                "state",
+                "stats",
+                "unit",
+                "watchdog_us"
+            ]
+        );
+    }
+
+    #[test]
+    fn json_keeps_u64_exact() {
+        let mut s = sample("em0", State::Armed, None, None);
+        s.counters.0[4] = u64::MAX;
+        let v: Value = serde_json::from_str(&stats_json(&s).to_string()).unwrap();
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["name"], "em0");
+        assert_eq!(v["state"], "armed");
+        assert_eq!(v["stats"]["host_in"].as_u64(), Some(u64::MAX));
+    }
+
+    #[test]
+    fn stats_text_lists_every_counter() {
+        let s = sample(
+            "em0",
+            State::Tunneled,
+            Some(Owner { pid: 9, name: None }),
+            None,
+        );
+        let t = stats_text(&s);
+        assert!(t.starts_with("em0: tunneled by pid 9\n"), "{t}");
+        for n in COUNTER_NAMES {
+            assert!(t.contains(&format!("  {n} ")), "{n} missing in {t}");
+        }
+        assert!(t.contains("1500 (1.5ms)"));
+    }
+}
