@@ -1,0 +1,787 @@
+/*-
+ * SPDX-License-Identifier: BSD-2-Clause
+ *
+ * Copyright (c) 2026 The emtun project
+ *
+ * Redistribution and use in source and binary forms, with or without
+ * modification, are permitted provided that the following conditions
+ * are met:
+ * 1. Redistributions of source code must retain the above copyright
+ *    notice, this list of conditions and the following disclaimer.
+ * 2. Redistributions in binary form must reproduce the above copyright
+ *    notice, this list of conditions and the following disclaimer in the
+ *    documentation and/or other materials provided with the distribution.
+ *
+ * THIS SOFTWARE IS PROVIDED BY THE AUTHOR AND CONTRIBUTORS ``AS IS'' AND
+ * ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+ * IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE
+ * ARE DISCLAIMED.  IN NO EVENT SHALL THE AUTHOR OR CONTRIBUTORS BE LIABLE
+ * FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+ * DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS
+ * OR SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION)
+ * HOWEVER CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT
+ * LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY
+ * OUT OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF
+ * SUCH DAMAGE.
+ */
+
+/*
+ * netmap_tun: the kernel agent of tunneled mode (see netmap_tun(4)).
+ *
+ * Per NIC, the agent keeps the arming state, the owner of the tunnel, a
+ * watchdog on the owner's heartbeat, counters, and the
+ * dev.<driver>.<unit>.tunnel sysctl tree.
+ *
+ * Locking.  The lock order is
+ *	NMG_LOCK (sx) -> iflib CTX lock (sx) -> nt_mtx (mutex, leaf).
+ * - Every state change (arm, disarm, start, stop, revoke, detach) runs with
+ *   NMG_LOCK held, and writes the fields under nt_mtx as well, so that the
+ *   callout (which holds only nt_mtx) sees a consistent state.
+ * - The revoke itself (netmap_revoke(), which takes the CTX lock inside
+ *   nm_register()) runs under NMG_LOCK only: from the sysctl handlers, from
+ *   the netmap core (fd close), or from the dedicated taskqueue for the
+ *   watchdog.  It never runs under the CTX lock, and the callout never
+ *   sleeps nor takes NMG_LOCK: it only enqueues the task.
+ * - The callout and the task are drained in netmap_tun_detach() without any
+ *   lock held, never under NMG_LOCK (the task takes NMG_LOCK).
+ * Field annotations: (c) constant after attach, (g) NMG_LOCK,
+ * (m) nt_mtx, (g+m) written with both held, read with either held.
+ */
+
+#include <sys/param.h>
+#include <sys/systm.h>
+#include <sys/bus.h>
+#include <sys/callout.h>
+#include <sys/counter.h>
+#include <sys/devctl.h>
+#include <sys/epoch.h>
+#include <sys/kernel.h>
+#include <sys/lock.h>
+#include <sys/malloc.h>
+#include <sys/mutex.h>
+#include <sys/poll.h>
+#include <sys/proc.h>
+#include <sys/rwlock.h>
+#include <sys/selinfo.h>
+#include <sys/socket.h>
+#include <sys/sx.h>
+#include <sys/sysctl.h>
+#include <sys/taskqueue.h>
+
+#include <net/if.h>
+#include <net/if_var.h>
+#include <machine/bus.h>
+
+#include <net/netmap.h>
+#include <dev/netmap/netmap_kern.h>
+#include <dev/netmap/netmap_tun.h>
+
+static MALLOC_DEFINE(M_NETMAP_TUN, "netmap_tun", "netmap tunneled mode");
+
+/* Interface capabilities that must be off on a tunneled NIC. */
+#define	NT_BAD_CAPS	(IFCAP_TXCSUM | IFCAP_TXCSUM_IPV6 | IFCAP_TSO4 | \
+			    IFCAP_TSO6 | IFCAP_VLAN_HWTAGGING)
+
+#define	NT_WATCHDOG_MIN_US	1000
+#define	NT_WATCHDOG_MAX_US	10000000
+#define	NT_WATCHDOG_DFLT_US	10000
+/* The first heartbeat is due within max(watchdog_us, NT_GRACE) of start. */
+#define	NT_GRACE		(100 * SBT_1MS)
+
+enum nt_phase {
+	NT_IDLE,		/* not tunneled: "default" or "armed" */
+	NT_TUNNELED,		/* "tunneled" */
+	NT_REVOKED,		/* "revoked", the owner's fd is still bound */
+};
+
+enum nt_reason {
+	NT_REASON_REGISTER,
+	NT_REASON_CLOSE,
+	NT_REASON_WATCHDOG,
+	NT_REASON_ADMIN,
+	NT_REASON_DETACH,
+};
+
+static const char *nt_reason_names[] = {
+	[NT_REASON_REGISTER] = "register",
+	[NT_REASON_CLOSE] = "close",
+	[NT_REASON_WATCHDOG] = "watchdog",
+	[NT_REASON_ADMIN] = "admin",
+	[NT_REASON_DETACH] = "detach",
+};
+
+enum nt_stat {
+	NT_STAT_ENTER,
+	NT_STAT_EXIT,
+	NT_STAT_REVOKE_WATCHDOG,
+	NT_STAT_REVOKE_ADMIN,
+	NT_STAT_HOST_IN,
+	NT_STAT_HOST_OUT,
+	NT_STAT_HOST_DROP,
+	NT_NSTATS
+};
+
+static const struct {
+	const char	*name;
+	const char	*descr;
+} nt_stat_desc[NT_NSTATS] = {
+	[NT_STAT_ENTER] = { "enter", "Entries into tunneled mode" },
+	[NT_STAT_EXIT] = { "exit", "Exits from tunneled mode (any cause)" },
+	[NT_STAT_REVOKE_WATCHDOG] = { "revoke_watchdog",
+	    "Registrations revoked by the watchdog" },
+	[NT_STAT_REVOKE_ADMIN] = { "revoke_admin",
+	    "Registrations revoked by the administrator" },
+	[NT_STAT_HOST_IN] = { "host_in",
+	    "Frames passed from the tunnel to the host stack" },
+	[NT_STAT_HOST_OUT] = { "host_out",
+	    "Frames queued from the host stack to the tunnel" },
+	[NT_STAT_HOST_DROP] = { "host_drop",
+	    "Frames from the host stack dropped (queue full, offload, revoke)" },
+};
+
+struct netmap_tun {
+	struct mtx		nt_mtx;		/* leaf lock, see above */
+	if_t			nt_ifp;		/* (c) */
+	device_t		nt_dev;		/* (c) */
+	const struct netmap_tun_ops *nt_ops;	/* (c) */
+	void			*nt_arg;	/* (c) driver softc */
+	struct netmap_adapter	*nt_na;		/* (g+m) NULL once detached */
+	bool			nt_armed;	/* (g+m) enable sysctl */
+	bool			nt_dying;	/* (g+m) detach in progress */
+	enum nt_phase		nt_phase;	/* (g+m) */
+	pid_t			nt_pid;		/* (g+m) owner, 0 if none */
+	u_int			nt_gen;		/* (g+m) bumped on each change */
+	u_int			nt_task_gen;	/* (m) nt_gen the task is for */
+	u_int			nt_watchdog_us;	/* (g+m) 0 = off */
+	sbintime_t		nt_max_gap;	/* (m) folded heartbeat gaps */
+	struct callout		nt_callout;	/* (m) watchdog, on nt_mtx */
+	struct task		nt_task;	/* revoke, on netmap_tun_tq */
+	counter_u64_t		nt_stats[NT_NSTATS];	/* (c) pointers */
+	struct sysctl_ctx_list	nt_sysctl;	/* (c) own ctx, freed first */
+};
+
+/* Watchdog revokes sleep (NIC reset): they run on this taskqueue. */
+static struct taskqueue *netmap_tun_tq;
+
+static void
+netmap_tun_tq_init(void *arg __unused)
+{
+
+	netmap_tun_tq = taskqueue_create("netmap_tun", M_WAITOK,
+	    taskqueue_thread_enqueue, &netmap_tun_tq);
+	taskqueue_start_threads(&netmap_tun_tq, 1, PI_NET, "netmap_tun");
+}
+SYSINIT(netmap_tun, SI_SUB_DRIVERS, SI_ORDER_FIRST, netmap_tun_tq_init, NULL);
+
+static void
+netmap_tun_tq_fini(void *arg __unused)
+{
+
+	if (netmap_tun_tq != NULL)
+		taskqueue_free(netmap_tun_tq);
+}
+SYSUNINIT(netmap_tun, SI_SUB_DRIVERS, SI_ORDER_FIRST, netmap_tun_tq_fini,
+    NULL);
+
+static const char *
+netmap_tun_state_locked(struct netmap_tun *tun)
+{
+
+	switch (tun->nt_phase) {
+	case NT_TUNNELED:
+		return ("tunneled");
+	case NT_REVOKED:
+		return ("revoked");
+	default:
+		return (tun->nt_armed ? "armed" : "default");
+	}
+}
+
+/* Announce a state change through devctl(4).  Called without nt_mtx. */
+static void
+netmap_tun_notify(struct netmap_tun *tun, const char *state,
+    enum nt_reason reason, pid_t pid)
+{
+	char data[80];
+
+	snprintf(data, sizeof(data), "state=%s reason=%s pid=%d", state,
+	    nt_reason_names[reason], (int)pid);
+	devctl_notify("ETHERNET", if_name(tun->nt_ifp), "TUNNEL", data);
+}
+
+static sbintime_t
+netmap_tun_period(struct netmap_tun *tun)
+{
+
+	/* Check twice per period: revoke within 1.5 * watchdog_us. */
+	return ((sbintime_t)tun->nt_watchdog_us * SBT_1US / 2);
+}
+
+/* Fold the core's heartbeat gap record into the agent's.  NMG + nt_mtx. */
+static void
+netmap_tun_fold_gap(struct netmap_tun *tun, struct netmap_adapter *na)
+{
+
+	mtx_assert(&tun->nt_mtx, MA_OWNED);
+	if (na != NULL && na->na_tun_maxgap > tun->nt_max_gap)
+		tun->nt_max_gap = na->na_tun_maxgap;
+	if (na != NULL)
+		na->na_tun_maxgap = 0;
+}
+
+/*
+ * Watchdog callout, with nt_mtx held.  Never sleeps: when the owner's
+ * heartbeat is older than watchdog_us it queues the revoke task.
+ */
+static void
+netmap_tun_callout(void *arg)
+{
+	struct netmap_tun *tun = arg;
+	sbintime_t gap;
+
+	mtx_assert(&tun->nt_mtx, MA_OWNED);
+	if (tun->nt_phase != NT_TUNNELED || tun->nt_watchdog_us == 0 ||
+	    tun->nt_na == NULL || tun->nt_dying)
+		return;
+	gap = sbinuptime() - tun->nt_na->na_tun_hb;
+	if (gap > (sbintime_t)tun->nt_watchdog_us * SBT_1US) {
+		tun->nt_task_gen = tun->nt_gen;
+		taskqueue_enqueue(netmap_tun_tq, &tun->nt_task);
+		return;
+	}
+	callout_reset_sbt(&tun->nt_callout, netmap_tun_period(tun), 0,
+	    netmap_tun_callout, tun, 0);
+}
+
+/*
+ * Revoke the owner's registration.  NMG_LOCK held, no other lock.
+ */
+static int
+netmap_tun_revoke_locked(struct netmap_tun *tun, enum nt_reason reason)
+{
+	struct netmap_adapter *na = tun->nt_na;
+	sbintime_t gap;
+	u_int purged;
+	pid_t pid;
+	int error;
+
+	NMG_LOCK_ASSERT();
+	if (tun->nt_phase != NT_TUNNELED || na == NULL)
+		return (EINVAL);
+	gap = sbinuptime() - na->na_tun_hb;
+	/* Queue interrupts come back with the reinitialisation. */
+	tun->nt_ops->nto_qintr(tun->nt_arg, false);
+	error = netmap_revoke(na, &purged);
+	if (error != 0) {
+		tun->nt_ops->nto_qintr(tun->nt_arg, true);
+		if_printf(tun->nt_ifp, "netmap_tun: revoke failed: %d\n",
+		    error);
+		return (error);
+	}
+	mtx_lock(&tun->nt_mtx);
+	callout_stop(&tun->nt_callout);
+	netmap_tun_fold_gap(tun, na);
+	tun->nt_phase = NT_REVOKED;
+	tun->nt_gen++;
+	pid = tun->nt_pid;
+	mtx_unlock(&tun->nt_mtx);
+
+	counter_u64_add(tun->nt_stats[NT_STAT_EXIT], 1);
+	if (reason == NT_REASON_WATCHDOG)
+		counter_u64_add(tun->nt_stats[NT_STAT_REVOKE_WATCHDOG], 1);
+	else if (reason == NT_REASON_ADMIN)
+		counter_u64_add(tun->nt_stats[NT_STAT_REVOKE_ADMIN], 1);
+	if (purged > 0)
+		counter_u64_add(tun->nt_stats[NT_STAT_HOST_DROP], purged);
+	if_printf(tun->nt_ifp,
+	    "netmap_tun: %s revoke of pid %d, last heartbeat %jd us ago\n",
+	    nt_reason_names[reason], (int)pid,
+	    (intmax_t)(gap / SBT_1US));
+	netmap_tun_notify(tun, "revoked", reason, pid);
+	return (0);
+}
+
+/* Watchdog revoke, on netmap_tun_tq. */
+static void
+netmap_tun_task(void *arg, int pending __unused)
+{
+	struct netmap_tun *tun = arg;
+	sbintime_t gap;
+	bool fire;
+
+	NMG_LOCK();
+	mtx_lock(&tun->nt_mtx);
+	fire = false;
+	if (tun->nt_phase == NT_TUNNELED && tun->nt_task_gen == tun->nt_gen &&
+	    tun->nt_na != NULL && !tun->nt_dying && tun->nt_watchdog_us != 0) {
+		/* The heartbeat may have resumed since the callout ran. */
+		gap = sbinuptime() - tun->nt_na->na_tun_hb;
+		if (gap > (sbintime_t)tun->nt_watchdog_us * SBT_1US)
+			fire = true;
+		else
+			callout_reset_sbt(&tun->nt_callout,
+			    netmap_tun_period(tun), 0, netmap_tun_callout,
+			    tun, 0);
+	}
+	mtx_unlock(&tun->nt_mtx);
+	if (fire)
+		(void)netmap_tun_revoke_locked(tun, NT_REASON_WATCHDOG);
+	NMG_UNLOCK();
+}
+
+/*
+ * netmap core: first registration of an adapter that has an agent.
+ * Enter tunneled mode if the NIC is armed and the bind is NIC_SW (all
+ * hardware rings and all host rings).  Runs before nm_register(na, 1).
+ */
+int
+netmap_tun_start(struct netmap_adapter *na, struct netmap_priv_d *priv)
+{
+	struct netmap_tun *tun = na->na_tun;
+	enum txrx t;
+	pid_t pid;
+
+	NMG_LOCK_ASSERT();
+	if (tun == NULL || !tun->nt_armed || tun->nt_dying ||
+	    tun->nt_phase != NT_IDLE)
+		return (0);
+	for_rx_tx(t) {
+		if (nma_get_host_nrings(na, t) == 0 ||
+		    priv->np_qfirst[t] != 0 ||
+		    priv->np_qlast[t] != netmap_real_rings(na, t))
+			return (0);	/* not NIC_SW: stock netmap */
+	}
+	if ((if_getcapenable(tun->nt_ifp) & NT_BAD_CAPS) != 0) {
+		if_printf(tun->nt_ifp, "netmap_tun: refusing tunneled mode: "
+		    "disable txcsum, txcsum6, tso and vlanhwtag\n");
+		return (EOPNOTSUPP);
+	}
+
+	tun->nt_ops->nto_qintr(tun->nt_arg, true);
+	netmap_tun_registered(na);
+	na->na_tun_maxgap = 0;
+	na->na_flags |= NAF_TUNNEL;
+	pid = curproc->p_pid;
+
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_phase = NT_TUNNELED;
+	tun->nt_pid = pid;
+	tun->nt_gen++;
+	if (tun->nt_watchdog_us != 0)
+		callout_reset_sbt(&tun->nt_callout, netmap_tun_period(tun), 0,
+		    netmap_tun_callout, tun, 0);
+	mtx_unlock(&tun->nt_mtx);
+
+	counter_u64_add(tun->nt_stats[NT_STAT_ENTER], 1);
+	netmap_tun_notify(tun, "tunneled", NT_REASON_REGISTER, pid);
+	return (0);
+}
+
+/*
+ * netmap core: the NIC switch done by nm_register(na, 1) may take long; the
+ * first heartbeat is due within max(watchdog_us, NT_GRACE) from now.
+ */
+void
+netmap_tun_registered(struct netmap_adapter *na)
+{
+	struct netmap_tun *tun = na->na_tun;
+	sbintime_t grace;
+
+	NMG_LOCK_ASSERT();
+	grace = 0;
+	if (tun != NULL)
+		grace = NT_GRACE - (sbintime_t)tun->nt_watchdog_us * SBT_1US;
+	na->na_tun_hb = sbinuptime() + (grace > 0 ? grace : 0);
+}
+
+/*
+ * netmap core: last unregistration of a tunneled or revoked adapter (or a
+ * failed registration).  Runs before nm_register(na, 0).
+ */
+void
+netmap_tun_stop(struct netmap_adapter *na)
+{
+	struct netmap_tun *tun = na->na_tun;
+	const char *state;
+	bool tunneled;
+	pid_t pid;
+
+	NMG_LOCK_ASSERT();
+	tunneled = (na->na_flags & NAF_TUNNEL) != 0;
+	na->na_flags &= ~NAF_TUNNEL;
+	if (tun == NULL)
+		return;
+	if (tunneled)
+		tun->nt_ops->nto_qintr(tun->nt_arg, false);
+
+	mtx_lock(&tun->nt_mtx);
+	callout_stop(&tun->nt_callout);
+	if (tunneled)
+		netmap_tun_fold_gap(tun, na);
+	tun->nt_phase = NT_IDLE;
+	pid = tun->nt_pid;
+	tun->nt_pid = 0;
+	tun->nt_gen++;
+	state = netmap_tun_state_locked(tun);
+	mtx_unlock(&tun->nt_mtx);
+
+	if (tunneled)
+		counter_u64_add(tun->nt_stats[NT_STAT_EXIT], 1);
+	netmap_tun_notify(tun, state, NT_REASON_CLOSE, pid);
+}
+
+/*
+ * netmap core: the owner's file descriptor was closed, but a mapping keeps
+ * the registration alive (e.g. inherited by a child): revoke now.
+ */
+void
+netmap_tun_orphaned(struct netmap_adapter *na)
+{
+	struct netmap_tun *tun = na->na_tun;
+
+	NMG_LOCK_ASSERT();
+	if (tun != NULL)
+		(void)netmap_tun_revoke_locked(tun, NT_REASON_CLOSE);
+}
+
+void
+netmap_tun_count(struct netmap_adapter *na, enum netmap_tun_counter c,
+    u_int n)
+{
+	struct netmap_tun *tun = na->na_tun;
+
+	if (tun == NULL)
+		return;
+	switch (c) {
+	case NETMAP_TUN_HOST_IN:
+		counter_u64_add(tun->nt_stats[NT_STAT_HOST_IN], n);
+		break;
+	case NETMAP_TUN_HOST_OUT:
+		counter_u64_add(tun->nt_stats[NT_STAT_HOST_OUT], n);
+		break;
+	case NETMAP_TUN_HOST_DROP:
+		counter_u64_add(tun->nt_stats[NT_STAT_HOST_DROP], n);
+		break;
+	}
+}
+
+/*
+ * Sysctl handlers.  Writes need root (default sysctl privilege, not
+ * allowed in jails).  The handlers take NMG_LOCK, then nt_mtx.
+ */
+static int
+netmap_tun_sysctl_enable(SYSCTL_HANDLER_ARGS)
+{
+	struct netmap_tun *tun = arg1;
+	const char *state, *ostate;
+	int error, val;
+	bool changed;
+
+	val = tun->nt_armed ? 1 : 0;
+	error = sysctl_handle_int(oidp, &val, 0, req);
+	if (error != 0 || req->newptr == NULL)
+		return (error);
+	if (val != 0 && val != 1)
+		return (EINVAL);
+
+	changed = false;
+	NMG_LOCK();
+	mtx_lock(&tun->nt_mtx);
+	ostate = netmap_tun_state_locked(tun);
+	mtx_unlock(&tun->nt_mtx);
+	if (tun->nt_dying) {
+		error = ENXIO;
+	} else if (val == 1 && !tun->nt_armed) {
+		if ((if_getcapenable(tun->nt_ifp) & NT_BAD_CAPS) != 0) {
+			error = EOPNOTSUPP;
+		} else {
+			mtx_lock(&tun->nt_mtx);
+			tun->nt_armed = true;
+			mtx_unlock(&tun->nt_mtx);
+			changed = true;
+		}
+	} else if (val == 0 && tun->nt_armed) {
+		if (tun->nt_phase == NT_TUNNELED) {
+			/* notifies state=revoked itself */
+			error = netmap_tun_revoke_locked(tun, NT_REASON_ADMIN);
+			ostate = "revoked";
+		}
+		if (error == 0) {
+			mtx_lock(&tun->nt_mtx);
+			tun->nt_armed = false;
+			mtx_unlock(&tun->nt_mtx);
+			changed = true;
+		}
+	}
+	if (changed) {
+		mtx_lock(&tun->nt_mtx);
+		state = netmap_tun_state_locked(tun);
+		mtx_unlock(&tun->nt_mtx);
+		if (strcmp(state, ostate) != 0)
+			netmap_tun_notify(tun, state, NT_REASON_ADMIN,
+			    tun->nt_pid);
+	}
+	NMG_UNLOCK();
+	return (error);
+}
+
+static int
+netmap_tun_sysctl_state(SYSCTL_HANDLER_ARGS)
+{
+	struct netmap_tun *tun = arg1;
+	char buf[16];
+
+	mtx_lock(&tun->nt_mtx);
+	strlcpy(buf, netmap_tun_state_locked(tun), sizeof(buf));
+	mtx_unlock(&tun->nt_mtx);
+	return (sysctl_handle_string(oidp, buf, sizeof(buf), req));
+}
+
+static int
+netmap_tun_sysctl_watchdog(SYSCTL_HANDLER_ARGS)
+{
+	struct netmap_tun *tun = arg1;
+	u_int val;
+	int error;
+
+	val = tun->nt_watchdog_us;
+	error = sysctl_handle_int(oidp, &val, 0, req);
+	if (error != 0 || req->newptr == NULL)
+		return (error);
+	if (val != 0 && (val < NT_WATCHDOG_MIN_US || val > NT_WATCHDOG_MAX_US))
+		return (EINVAL);
+
+	NMG_LOCK();
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_watchdog_us = val;
+	if (tun->nt_phase == NT_TUNNELED && val != 0) {
+		/* Restart the period from the latest heartbeat. */
+		callout_reset_sbt(&tun->nt_callout, netmap_tun_period(tun), 0,
+		    netmap_tun_callout, tun, 0);
+	} else {
+		callout_stop(&tun->nt_callout);
+	}
+	tun->nt_gen++;		/* a queued revoke is stale now */
+	mtx_unlock(&tun->nt_mtx);
+	NMG_UNLOCK();
+	return (0);
+}
+
+static int
+netmap_tun_sysctl_pid(SYSCTL_HANDLER_ARGS)
+{
+	struct netmap_tun *tun = arg1;
+	int val;
+
+	val = tun->nt_pid;
+	return (sysctl_handle_int(oidp, &val, 0, req));
+}
+
+static int
+netmap_tun_sysctl_revoke(SYSCTL_HANDLER_ARGS)
+{
+	struct netmap_tun *tun = arg1;
+	int error, val;
+
+	val = 0;
+	error = sysctl_handle_int(oidp, &val, 0, req);
+	if (error != 0 || req->newptr == NULL)
+		return (error);
+	if (val != 1)
+		return (EINVAL);
+	NMG_LOCK();
+	if (tun->nt_dying || tun->nt_phase != NT_TUNNELED)
+		error = EINVAL;
+	else
+		error = netmap_tun_revoke_locked(tun, NT_REASON_ADMIN);
+	NMG_UNLOCK();
+	return (error);
+}
+
+static int
+netmap_tun_sysctl_max_gap(SYSCTL_HANDLER_ARGS)
+{
+	struct netmap_tun *tun = arg1;
+	sbintime_t gap;
+	uint64_t val;
+
+	mtx_lock(&tun->nt_mtx);
+	gap = tun->nt_max_gap;
+	if (tun->nt_phase == NT_TUNNELED && tun->nt_na != NULL &&
+	    tun->nt_na->na_tun_maxgap > gap)
+		gap = tun->nt_na->na_tun_maxgap;
+	mtx_unlock(&tun->nt_mtx);
+	val = gap > 0 ? (uint64_t)(gap / SBT_1US) : 0;
+	return (sysctl_handle_64(oidp, &val, 0, req));
+}
+
+static int
+netmap_tun_sysctl_reset(SYSCTL_HANDLER_ARGS)
+{
+	struct netmap_tun *tun = arg1;
+	int error, i, val;
+
+	val = 0;
+	error = sysctl_handle_int(oidp, &val, 0, req);
+	if (error != 0 || req->newptr == NULL)
+		return (error);
+	if (val != 1)
+		return (EINVAL);
+	NMG_LOCK();
+	for (i = 0; i < NT_NSTATS; i++)
+		counter_u64_zero(tun->nt_stats[i]);
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_max_gap = 0;
+	if (tun->nt_na != NULL)
+		tun->nt_na->na_tun_maxgap = 0;
+	mtx_unlock(&tun->nt_mtx);
+	NMG_UNLOCK();
+	return (0);
+}
+
+static void
+netmap_tun_sysctl_init(struct netmap_tun *tun)
+{
+	struct sysctl_ctx_list *ctx = &tun->nt_sysctl;
+	struct sysctl_oid *node, *snode;
+	struct sysctl_oid_list *list, *slist;
+	int i;
+
+	sysctl_ctx_init(ctx);
+	node = SYSCTL_ADD_NODE(ctx,
+	    SYSCTL_CHILDREN(device_get_sysctl_tree(tun->nt_dev)), OID_AUTO,
+	    "tunnel", CTLFLAG_RD | CTLFLAG_MPSAFE, NULL,
+	    "netmap_tun(4) tunneled mode");
+	list = SYSCTL_CHILDREN(node);
+	SYSCTL_ADD_PROC(ctx, list, OID_AUTO, "enable",
+	    CTLTYPE_INT | CTLFLAG_RW | CTLFLAG_MPSAFE, tun, 0,
+	    netmap_tun_sysctl_enable, "I",
+	    "Arm (1) or disarm (0) tunneled mode; 0 revokes a tunnel");
+	SYSCTL_ADD_PROC(ctx, list, OID_AUTO, "state",
+	    CTLTYPE_STRING | CTLFLAG_RD | CTLFLAG_MPSAFE, tun, 0,
+	    netmap_tun_sysctl_state, "A",
+	    "default, armed, tunneled or revoked");
+	SYSCTL_ADD_PROC(ctx, list, OID_AUTO, "watchdog_us",
+	    CTLTYPE_UINT | CTLFLAG_RW | CTLFLAG_MPSAFE, tun, 0,
+	    netmap_tun_sysctl_watchdog, "IU",
+	    "Revoke after this many microseconds without a heartbeat "
+	    "(0 = off, else 1000..10000000)");
+	SYSCTL_ADD_PROC(ctx, list, OID_AUTO, "owner_pid",
+	    CTLTYPE_INT | CTLFLAG_RD | CTLFLAG_MPSAFE, tun, 0,
+	    netmap_tun_sysctl_pid, "I", "Process owning the tunnel, 0 if none");
+	SYSCTL_ADD_PROC(ctx, list, OID_AUTO, "revoke",
+	    CTLTYPE_INT | CTLFLAG_WR | CTLFLAG_MPSAFE, tun, 0,
+	    netmap_tun_sysctl_revoke, "I", "Write 1 to revoke the tunnel now");
+
+	snode = SYSCTL_ADD_NODE(ctx, list, OID_AUTO, "stats",
+	    CTLFLAG_RD | CTLFLAG_MPSAFE, NULL, "Tunneled mode statistics");
+	slist = SYSCTL_CHILDREN(snode);
+	for (i = 0; i < NT_NSTATS; i++)
+		SYSCTL_ADD_COUNTER_U64(ctx, slist, OID_AUTO,
+		    nt_stat_desc[i].name, CTLFLAG_RD, &tun->nt_stats[i],
+		    nt_stat_desc[i].descr);
+	SYSCTL_ADD_PROC(ctx, slist, OID_AUTO, "max_gap_us",
+	    CTLTYPE_U64 | CTLFLAG_RD | CTLFLAG_MPSAFE, tun, 0,
+	    netmap_tun_sysctl_max_gap, "QU",
+	    "Longest gap between two owner heartbeats while tunneled (us)");
+	SYSCTL_ADD_PROC(ctx, slist, OID_AUTO, "reset",
+	    CTLTYPE_INT | CTLFLAG_WR | CTLFLAG_MPSAFE, tun, 0,
+	    netmap_tun_sysctl_reset, "I", "Write 1 to zero the statistics");
+}
+
+/*
+ * Driver attach, after the netmap adapter of ifp exists.  Sleeps.
+ */
+int
+netmap_tun_attach(device_t dev, if_t ifp, const struct netmap_tun_ops *ops,
+    void *arg, struct netmap_tun **tunp)
+{
+	struct netmap_adapter *na;
+	struct netmap_tun *tun;
+	int i;
+
+	*tunp = NULL;
+	tun = malloc(sizeof(*tun), M_NETMAP_TUN, M_WAITOK | M_ZERO);
+	mtx_init(&tun->nt_mtx, "netmap_tun", NULL, MTX_DEF);
+	callout_init_mtx(&tun->nt_callout, &tun->nt_mtx, 0);
+	TASK_INIT(&tun->nt_task, 0, netmap_tun_task, tun);
+	tun->nt_ifp = ifp;
+	tun->nt_dev = dev;
+	tun->nt_ops = ops;
+	tun->nt_arg = arg;
+	tun->nt_watchdog_us = NT_WATCHDOG_DFLT_US;
+	for (i = 0; i < NT_NSTATS; i++)
+		tun->nt_stats[i] = counter_u64_alloc(M_WAITOK);
+
+	NMG_LOCK();
+	if (!NM_NA_VALID(ifp) || (na = NA(ifp)) == NULL ||
+	    (na->na_flags & NAF_NATIVE) == 0 || na->na_tun != NULL) {
+		NMG_UNLOCK();
+		for (i = 0; i < NT_NSTATS; i++)
+			counter_u64_free(tun->nt_stats[i]);
+		mtx_destroy(&tun->nt_mtx);
+		free(tun, M_NETMAP_TUN);
+		return (ENXIO);
+	}
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_na = na;
+	mtx_unlock(&tun->nt_mtx);
+	na->na_tun = tun;
+	NMG_UNLOCK();
+
+	netmap_tun_sysctl_init(tun);
+	*tunp = tun;
+	return (0);
+}
+
+/*
+ * Driver detach, before the netmap adapter goes away.  An active tunnel is
+ * revoked (reason=detach); a bound fd then only sees a zombie adapter.
+ * Sleeps; call without driver or netmap locks.
+ */
+void
+netmap_tun_detach(struct netmap_tun *tun)
+{
+	struct netmap_adapter *na;
+	bool armed;
+	int i;
+
+	if (tun == NULL)
+		return;
+	/* Removes the oids and waits for running handlers. */
+	sysctl_ctx_free(&tun->nt_sysctl);
+
+	NMG_LOCK();
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_dying = true;
+	callout_stop(&tun->nt_callout);
+	mtx_unlock(&tun->nt_mtx);
+	if (tun->nt_phase == NT_TUNNELED)
+		(void)netmap_tun_revoke_locked(tun, NT_REASON_DETACH);
+	na = tun->nt_na;
+	if (na != NULL) {
+		na->na_flags &= ~NAF_TUNNEL;
+		na->na_tun = NULL;
+	}
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_na = NULL;
+	armed = tun->nt_armed;
+	tun->nt_armed = false;
+	tun->nt_phase = NT_IDLE;
+	tun->nt_gen++;
+	mtx_unlock(&tun->nt_mtx);
+	NMG_UNLOCK();
+
+	/* Not under NMG_LOCK: the task takes it. */
+	callout_drain(&tun->nt_callout);
+	taskqueue_drain(netmap_tun_tq, &tun->nt_task);
+	/* netmap_transmit() may still be counting in the network epoch. */
+	NET_EPOCH_WAIT();
+
+	if (armed)
+		netmap_tun_notify(tun, "default", NT_REASON_DETACH, 0);
+	for (i = 0; i < NT_NSTATS; i++)
+		counter_u64_free(tun->nt_stats[i]);
+	mtx_destroy(&tun->nt_mtx);
+	free(tun, M_NETMAP_TUN);
+}
