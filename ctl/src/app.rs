@@ -1,7 +1,9 @@
 //! Wiring: the platform backends and the dispatch of each command.
 
 use crate::cli::Cmd;
-use crate::error::{CtlError, Result};
+#[cfg(not(target_os = "freebsd"))]
+use crate::error::CtlError;
+use crate::error::Result;
 use crate::iface::Ifaces;
 use crate::port::Ctx;
 #[cfg(target_os = "freebsd")]
