@@ -34,6 +34,7 @@ pub enum Cmd {
     },
     /// Permit tunneled mode on IFACE, turning off the offloads that break it
     Arm {
+        /// Interface (emN or igbN)
         iface: String,
         /// Watchdog period: `10ms`, `250us`... (1ms..10s) or `off`
         #[arg(long, value_name = "DUR", value_parser = duration::parse_watchdog)]
@@ -43,17 +44,25 @@ pub enum Cmd {
         no_offload_fix: bool,
     },
     /// Return IFACE to default mode (revokes a live tunnel first)
-    Disarm { iface: String },
+    Disarm {
+        /// Interface (emN or igbN)
+        iface: String,
+    },
     /// Revoke the tunnel on IFACE now; the port goes back to default mode and stays armed
-    Revoke { iface: String },
+    Revoke {
+        /// Interface (emN or igbN)
+        iface: String,
+    },
     /// Set the watchdog period of IFACE (`10ms`, `1s`, `off`; 1ms..10s)
     Watchdog {
+        /// Interface (emN or igbN)
         iface: String,
         #[arg(value_name = "DURATION", value_parser = duration::parse_watchdog)]
         period: Watchdog,
     },
     /// Print the kernel counters of IFACE
     Stats {
+        /// Interface (emN or igbN)
         iface: String,
         /// Zero the counters after printing them
         #[arg(long)]
@@ -64,6 +73,7 @@ pub enum Cmd {
     },
     /// Print the counters of IFACE with deltas and rates, until Ctrl-C
     Watch {
+        /// Interface (emN or igbN)
         iface: String,
         /// Time between lines
         #[arg(long, value_name = "DUR", default_value = "1s", value_parser = duration::parse_interval)]
@@ -74,6 +84,7 @@ pub enum Cmd {
     },
     /// Run the netmap-user tunnel on IFACE in the foreground until Ctrl-C
     Run {
+        /// Interface (emN or igbN)
         iface: String,
         /// EtherTypes to claim (hex, comma-separated, repeatable); none = pure forwarder
         #[arg(long, value_name = "0xTTTT,...", value_delimiter = ',', value_parser = ethertype::parse)]
@@ -81,7 +92,7 @@ pub enum Cmd {
         /// Busy-poll (one core at 100%)
         #[arg(long, conflicts_with = "interval")]
         busy: bool,
-        /// Poll interval (default 1ms; must be under half the watchdog period)
+        /// Poll interval (default 1ms; at most half the watchdog period)
         #[arg(long, value_name = "DUR", value_parser = duration::parse_interval)]
         interval: Option<Duration>,
     },

@@ -34,12 +34,19 @@ pub fn status(
         .collect())
 }
 
-fn dash_flags(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("-{n}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// "offloads txcsum, tso4 are enabled ... `ifconfig em0 -txcsum -tso4`, <hint>"
+pub fn offloads_on(iface: &str, bad: u32, hint: &str) -> CtlError {
+    let names = offload_names(bad);
+    CtlError::OffloadsOn {
+        iface: iface.to_string(),
+        names: names.join(", "),
+        flags: names
+            .iter()
+            .map(|n| format!("-{n}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        hint: hint.to_string(),
+    }
 }
 
 /// Turn off the offloads that break tunneled traffic, or refuse if told not to.
@@ -56,11 +63,11 @@ fn fix_offloads(ctx: &Ctx, port: &Port, allow_fix: bool) -> Result<Vec<&'static 
     }
     let names = offload_names(bad);
     if !allow_fix {
-        return Err(CtlError::OffloadsOn {
-            iface: port.name.clone(),
-            names: names.join(", "),
-            flags: dash_flags(&names),
-        });
+        return Err(offloads_on(
+            &port.name,
+            bad,
+            "or arm without --no-offload-fix",
+        ));
     }
     let fix_err = |detail: String| CtlError::OffloadFix {
         iface: port.name.clone(),

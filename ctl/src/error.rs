@@ -28,7 +28,7 @@ impl fmt::Display for Owner {
 
 #[derive(Debug, Error)]
 pub enum CtlError {
-    #[error("emtunctl needs FreeBSD with the emtun kernel (dev.em.N.tunnel sysctls); this system is {0}")]
+    #[error("this command needs FreeBSD with the emtun kernel (dev.em.N.tunnel sysctls); this system is {0}")]
     NeedsFreeBsd(&'static str),
 
     #[error("{action} needs root privileges; run it as root")]
@@ -58,11 +58,13 @@ pub enum CtlError {
     #[error("{iface} is not tunneled (state: {state}); there is nothing to revoke")]
     NotTunneled { iface: String, state: String },
 
-    #[error("{iface}: offloads {names} are enabled and break tunneled host traffic; turn them off with `ifconfig {iface} {flags}`, or arm without --no-offload-fix")]
+    #[error("{iface}: offloads {names} are enabled and break tunneled host traffic; turn them off with `ifconfig {iface} {flags}`, {hint}")]
     OffloadsOn {
         iface: String,
         names: String,
         flags: String,
+        /// What else the user can do.
+        hint: String,
     },
 
     #[error(

@@ -62,6 +62,17 @@ pub fn preflight(ctx: &Ctx, iface: &str, claims: Vec<EtherType>, poll: Poll) -> 
             )))
         }
     }
+    // Offloads turned back on after arming: the kernel would refuse the
+    // registration with EOPNOTSUPP; say why before trying.
+    if let Ok(caps) = ctx.ifaces.caps(&port.name) {
+        if caps.bad() != 0 {
+            return Err(crate::commands::offloads_on(
+                iface,
+                caps.bad(),
+                &format!("or run `emtunctl arm {iface}` again"),
+            ));
+        }
+    }
     let watchdog_us = port::read_watchdog(ctx, &port)?;
     if let Poll::Interval(d) = poll {
         let d_us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);

@@ -832,6 +832,18 @@ fn run_names_the_other_owner() {
 }
 
 #[test]
+fn run_refuses_offloads_turned_back_on() {
+    let k = k_with_em0(0);
+    k.arm("em0");
+    k.ifaces.set_caps("em0", IFCAP_TSO4).unwrap();
+    let e = run::preflight(&k.ctx(), "em0", vec![], Poll::Busy).unwrap_err();
+    assert!(matches!(e, CtlError::OffloadsOn { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("ifconfig em0 -tso4"), "{msg}");
+    assert!(msg.ends_with("or run `emtunctl arm em0` again"), "{msg}");
+}
+
+#[test]
 fn run_needs_root() {
     let k = k_with_em0(0);
     k.arm("em0");
@@ -898,7 +910,7 @@ fn other_systems_say_freebsd_is_needed() {
     assert!(matches!(e, CtlError::NeedsFreeBsd(_)));
     assert!(
         e.to_string()
-            .starts_with("emtunctl needs FreeBSD with the emtun kernel"),
+            .starts_with("this command needs FreeBSD with the emtun kernel"),
         "{e}"
     );
     assert_eq!(e.exit_code(), 1);
