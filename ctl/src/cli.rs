@@ -36,7 +36,7 @@ pub enum Cmd {
     Arm {
         /// Interface (emN or igbN)
         iface: String,
-        /// Watchdog period: `10ms`, `250us`... (1ms..10s) or `off`
+        /// Watchdog period: `10ms`, `1.5ms`, `1s` (1ms..10s; a bare number is us) or `off`
         #[arg(long, value_name = "DUR", value_parser = duration::parse_watchdog)]
         watchdog: Option<Watchdog>,
         /// Refuse to arm instead of turning off txcsum/txcsum6/tso4/tso6/vlanhwtag
@@ -53,7 +53,7 @@ pub enum Cmd {
         /// Interface (emN or igbN)
         iface: String,
     },
-    /// Set the watchdog period of IFACE (`10ms`, `1s`, `off`; 1ms..10s)
+    /// Set the watchdog period of IFACE (`10ms`, `1s`, `off`; 1ms..10s; a bare number is us)
     Watchdog {
         /// Interface (emN or igbN)
         iface: String,
@@ -219,6 +219,7 @@ mod tests {
         for args in [
             &["arm", "em0", "--watchdog", "250us"][..],
             &["arm", "em0", "--watchdog", "10"],
+            &["arm", "em0", "--watchdog", "10x"],
             &["watchdog", "em0", "fast"],
             &["watchdog", "em0"],
             &["run", "em0", "--claim", "0x0500"],

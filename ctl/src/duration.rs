@@ -73,9 +73,18 @@ pub fn parse(text: &str) -> Result<Option<Duration>, String> {
     Ok(Some(Duration::from_micros(us)))
 }
 
-/// A watchdog period: `off`/`0`, or 1ms ..= 10s.
+/// A watchdog period: `off`/`0`, or 1ms ..= 10s. A bare number is
+/// microseconds, like the `watchdog_us` sysctl (`20000` = `20ms`).
 pub fn parse_watchdog(text: &str) -> Result<Watchdog, String> {
-    match parse(text)? {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let us: u64 = t
+            .parse()
+            .map_err(|_| format!("watchdog `{t}` is too large"))?;
+        check_watchdog_us(us)?;
+        return Ok(Watchdog { us });
+    }
+    match parse(t)? {
         None => Ok(Watchdog { us: 0 }),
         Some(d) => {
             let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
@@ -201,6 +210,13 @@ mod tests {
         assert_eq!(parse_watchdog("10s").unwrap().us, 10_000_000);
         let e = parse_watchdog("250us").unwrap_err();
         assert!(e.contains("below the kernel minimum of 1ms"), "{e}");
+        // Bare numbers are microseconds, as in the sysctl.
+        assert_eq!(parse_watchdog("20000").unwrap().us, 20_000);
+        assert_eq!(parse_watchdog("0").unwrap().us, 0);
+        assert!(parse_watchdog("999")
+            .unwrap_err()
+            .contains("below the kernel minimum"));
+        assert!(parse_watchdog("99999999999999999999999").is_err());
         let e = parse_watchdog("11s").unwrap_err();
         assert!(e.contains("above the kernel maximum of 10s"), "{e}");
     }

@@ -2,7 +2,7 @@
 //!
 //! JSON (schema 1), for `status --json`:
 //! `{"schema":1,"interfaces":[{"name","driver","unit","state","enabled",
-//!   "owner":{"pid","name"}|null,"watchdog_us","link",
+//!   "owner":{"pid","name"}|null,"owner_pid" (0 if none),"watchdog_us","link",
 //!   "offloads":{"txcsum","txcsum6","tso4","tso6","vlanhwtag","safe"}|null,
 //!   "stats":{"enter","exit","revoke_watchdog","revoke_admin","host_in",
 //!            "host_out","host_drop","max_gap_us"}}]}`
@@ -138,6 +138,7 @@ pub fn status_obj(s: &PortStatus) -> Value {
         "state": s.state.as_str(),
         "enabled": s.enabled,
         "owner": s.owner.as_ref().map(|o| json!({"pid": o.pid, "name": o.name})),
+        "owner_pid": s.owner.as_ref().map_or(0, |o| o.pid),
         "watchdog_us": s.watchdog_us,
         "link": s.link.as_str(),
         "offloads": offloads_obj(s.caps),
@@ -323,6 +324,8 @@ mod tests {
         assert_eq!(a["stats"]["max_gap_us"], 1500);
         let b = &ifs[1];
         assert!(b["owner"].is_null());
+        assert_eq!(b["owner_pid"], 0);
+        assert_eq!(a["owner_pid"], 4242);
         assert!(b["offloads"].is_null());
         // The exact set of top-level keys per interface is part of the schema.
         let mut keys: Vec<&str> = b.as_object().unwrap().keys().map(|k| k.as_str()).collect();
@@ -336,6 +339,7 @@ mod tests {
                 "name",
                 "offloads",
                 "owner",
+                "owner_pid",
                 "state",
                 "stats",
                 "unit",

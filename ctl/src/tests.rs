@@ -409,6 +409,8 @@ fn status_json_matches_kernel() {
     assert_eq!(ifs[1]["enabled"], true);
     assert_eq!(ifs[1]["owner"]["pid"], 77);
     assert_eq!(ifs[1]["owner"]["name"], "pingpong");
+    assert_eq!(ifs[1]["owner_pid"], 77);
+    assert_eq!(ifs[0]["owner_pid"], 0);
     assert_eq!(ifs[1]["watchdog_us"], 10_000);
     assert_eq!(ifs[1]["stats"]["enter"], 1);
     assert_eq!(ifs[1]["stats"]["host_in"], 123);
