@@ -181,9 +181,9 @@ pub fn stats_text(s: &PortStatus) -> String {
         "tunneled sessions ended",
         "revoked by the watchdog",
         "revoked by the administrator",
-        "host packets, kernel stack -> NIC",
-        "host packets, NIC -> kernel stack",
-        "host packets dropped",
+        "frames passed from the tunnel to the kernel stack",
+        "frames queued from the kernel stack to the tunnel",
+        "kernel stack frames dropped (queue full, offload, revoke)",
         "longest gap between owner heartbeats",
     ];
     for (i, n) in COUNTER_NAMES.iter().enumerate() {
