@@ -208,7 +208,17 @@ impl Engine {
                 continue;
             }
             let Some(Ok(frame)) = rx.peek() else { break };
-            match self.claims.classify(frame.data()) {
+            // A pure forwarder never reads frame data: the length decides.
+            let class = if self.claims.is_empty() {
+                if frame.len() < 14 {
+                    Class::Runt
+                } else {
+                    Class::Kernel
+                }
+            } else {
+                self.claims.classify(frame.data())
+            };
+            match class {
                 Class::Runt => self.drop_chain(rx, slots, Drop::Runt),
                 Class::App(_) => {
                     let mut tx = Sender {

@@ -35,6 +35,11 @@ pub struct MemConfig {
     /// Frames the NIC buffers per RX ring when the ring is full; more are
     /// lost on the wire, like a NIC FIFO overrun.
     pub rx_fifo: usize,
+    /// Benchmark mode: every buffer holds the same frame of this length;
+    /// each RX sync refills the hardware RX rings completely without
+    /// writing data, and transmitted frames are counted, not copied. It
+    /// takes the simulated NIC out of the measurement.
+    pub synthetic: Option<u16>,
 }
 
 impl Default for MemConfig {
@@ -47,6 +52,7 @@ impl Default for MemConfig {
             buf_size: 2048,
             tx_per_sync: None,
             rx_fifo: usize::MAX,
+            synthetic: None,
         }
     }
 }
@@ -89,6 +95,8 @@ pub struct MemCounters {
     pub violations: u64,
     /// Frames lost because an RX ring and the NIC FIFO were full.
     pub nic_rx_drops: u64,
+    /// Frames transmitted in benchmark mode (wire and stack).
+    pub synthetic_tx: u64,
 }
 
 struct Sim {
@@ -113,6 +121,15 @@ pub struct Mem {
 #[derive(Clone)]
 pub struct MemNic {
     sim: Rc<RefCell<Sim>>,
+}
+
+/// The next slot index; `%` would cost a division per slot.
+fn nxt(i: u32, n: u32) -> u32 {
+    if i + 1 == n {
+        0
+    } else {
+        i + 1
+    }
 }
 
 fn between(lo: u32, x: u32, hi: u32, n: u32) -> bool {
@@ -176,6 +193,16 @@ pub fn port(cfg: &MemConfig) -> (Port<Mem>, MemNic) {
     for k in 0..sim.rings.len() {
         sim.snapshot(k);
     }
+    if let Some(len) = cfg.synthetic {
+        let mut f = vec![0u8; usize::from(len)];
+        f[..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        for r in &sim.rings {
+            for i in 0..r.raw.num_slots() {
+                r.raw.write_buf(r.raw.slot(i).buf_idx, &f);
+            }
+        }
+    }
     let sim = Rc::new(RefCell::new(sim));
     // SAFETY: as above; the Sim only touches the region inside sync calls.
     let port = unsafe { Port::from_region(Mem { sim: sim.clone() }, "mem0", base, len, nifp_off) };
@@ -187,6 +214,9 @@ pub fn port(cfg: &MemConfig) -> (Port<Mem>, MemNic) {
 
 impl Sim {
     fn snapshot(&mut self, k: usize) {
+        if self.cfg.synthetic.is_some() {
+            return;
+        }
         let r = &mut self.rings[k];
         let n = r.raw.num_slots();
         r.owned.clear();
@@ -194,7 +224,7 @@ impl Sim {
         let mut i = r.hwtail;
         while i != r.hwcur {
             r.owned.push((i, r.raw.slot(i)));
-            i = (i + 1) % n;
+            i = nxt(i, n);
         }
     }
 
@@ -239,9 +269,24 @@ impl Sim {
             if !Self::slot_ok(&r.raw, r.raw.slot(i)) {
                 return self.reinit(k);
             }
-            i = (i + 1) % n;
+            i = nxt(i, n);
         }
         let r = &mut self.rings[k];
+        if self.cfg.synthetic.is_some() {
+            let sent = (head + n - r.hwcur) % n;
+            let mut i = r.hwcur;
+            while i != head {
+                let mut s = r.raw.slot(i);
+                s.flags &= !NS_BUF_CHANGED;
+                r.raw.set_slot(i, s);
+                i = nxt(i, n);
+            }
+            r.hwcur = head;
+            r.hwtail = (head + n - 1) % n;
+            r.raw.set_tail(r.hwtail);
+            self.c.synthetic_tx += u64::from(sent);
+            return;
+        }
         let mut i = r.hwcur;
         while i != head {
             let mut s = r.raw.slot(i);
@@ -252,7 +297,7 @@ impl Sim {
             r.posted.push_back((i, bytes, s.flags));
             s.flags &= !NS_BUF_CHANGED;
             r.raw.set_slot(i, s);
-            i = (i + 1) % n;
+            i = nxt(i, n);
         }
         r.hwcur = head;
         let budget = match r.kind {
@@ -299,7 +344,7 @@ impl Sim {
             if !r.raw.valid_buf(r.raw.slot(i).buf_idx) {
                 return self.reinit(k);
             }
-            i = (i + 1) % n;
+            i = nxt(i, n);
         }
         let r = &mut self.rings[k];
         let mut i = r.hwcur;
@@ -307,22 +352,33 @@ impl Sim {
             let mut s = r.raw.slot(i);
             s.flags &= !NS_BUF_CHANGED;
             r.raw.set_slot(i, s);
-            i = (i + 1) % n;
+            i = nxt(i, n);
         }
         r.hwcur = head;
+        if let (Some(len), Kind::HwRx) = (self.cfg.synthetic, r.kind) {
+            while nxt(r.hwtail, n) != r.hwcur {
+                let mut s = r.raw.slot(r.hwtail);
+                s.len = len;
+                s.flags = 0;
+                r.raw.set_slot(r.hwtail, s);
+                r.hwtail = nxt(r.hwtail, n);
+            }
+            r.raw.set_tail(r.hwtail);
+            return;
+        }
         let q = if r.kind == Kind::HwRx {
             &mut self.wire_in[r.index]
         } else {
             &mut self.stack_in[r.index]
         };
-        while (r.hwtail + 1) % n != r.hwcur {
+        while nxt(r.hwtail, n) != r.hwcur {
             let Some(f) = q.pop_front() else { break };
             let mut s = r.raw.slot(r.hwtail);
             r.raw.write_buf(s.buf_idx, &f);
             s.len = f.len() as u16;
             s.flags = 0;
             r.raw.set_slot(r.hwtail, s);
-            r.hwtail = (r.hwtail + 1) % n;
+            r.hwtail = nxt(r.hwtail, n);
         }
         r.raw.set_tail(r.hwtail);
         self.snapshot(k);
@@ -488,16 +544,17 @@ impl MemNic {
         }
     }
 
-    /// Test hook: scribble on `head` of hardware TX ring `ring`, as buggy
-    /// user code sharing the mapping would; the next sync reinits the ring.
-    pub fn scribble_tx_head(&self, ring: usize, head: u32) {
+    /// Test hook: overwrite the `buf_idx` of the `k`-th slot the user
+    /// filled on hardware TX ring `ring` since the last sync (as buggy code
+    /// sharing the mapping would); the kernel then resets the ring.
+    pub fn corrupt_tx_buf_idx(&self, ring: usize, k: u32, buf_idx: u32) {
         let s = self.sim.borrow();
-        if let Some(r) = s
-            .rings
-            .iter()
-            .find(|r| r.kind == Kind::HwTx && r.index == ring)
-        {
-            r.raw.set_head_cur(head % r.raw.num_slots());
+        if let Some(r) = s.rings.iter().find(|r| r.kind == Kind::HwTx && r.index == ring) {
+            let i = (r.hwcur + k) % r.raw.num_slots();
+            let mut slot = r.raw.slot(i);
+            slot.buf_idx = buf_idx;
+            r.raw.set_slot(i, slot);
         }
     }
+
 }

@@ -155,22 +155,31 @@ impl<B: Backend> Port<B> {
     /// Gives the kernel what we produced on every TX ring (hardware and host)
     /// and takes back completed slots.
     pub fn txsync(&mut self) -> Result<(), Error> {
+        self.publish();
         let r = self.backend.txsync();
         self.after_sync(r)
     }
 
     /// Returns consumed RX slots to the kernel and picks up new frames.
     pub fn rxsync(&mut self) -> Result<(), Error> {
+        self.publish();
         let r = self.backend.rxsync();
         self.after_sync(r)
     }
 
     /// Sleeps in poll(2) until a ring has work or `timeout` passes.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.publish();
         match self.backend.wait(timeout) {
             Ok(true) => self.after_sync(Ok(())),
             Ok(false) => Err(Error::Revoked),
             Err(e) => self.after_sync(Err(e)),
+        }
+    }
+
+    fn publish(&self) {
+        for st in &self.rings {
+            st.publish();
         }
     }
 

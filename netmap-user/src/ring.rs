@@ -283,9 +283,15 @@ impl RingState {
         }
     }
 
+    /// Moves our shadow `head`; the port publishes it before each sync, so
+    /// the kernel never sees a half-finished batch and a leaked view cannot
+    /// leave the ring inconsistent.
     fn advance(&mut self) {
         debug_assert!(self.avail() > 0);
         self.head = self.next(self.head);
+    }
+
+    pub(crate) fn publish(&self) {
         self.raw.set_head_cur(self.head);
     }
 }
@@ -384,7 +390,8 @@ impl<'p> RxRing<'p> {
         if k >= self.len() {
             return None;
         }
-        let i = (self.st.head + k as u32) % self.st.raw.n;
+        let i = self.st.head + k as u32;
+        let i = if i >= self.st.raw.n { i - self.st.raw.n } else { i };
         let s = self.st.raw.slot(i);
         Some(check_slot(&self.st.raw, s).map(|()| {
             let p = self.st.raw.buf_ptr(s.buf_idx).map(NonNull::as_ptr);

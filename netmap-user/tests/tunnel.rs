@@ -192,12 +192,18 @@ fn a_ring_reinit_is_reported_not_followed() {
     let (mut t, nic) = tunnel(&MemConfig::default(), &[]);
     let mut sink = |_: &[u8]| {};
     t.round(&mut sink).unwrap();
-    nic.scribble_tx_head(0, 77);
+    {
+        let port = t.port().unwrap();
+        let mut rings = port.rings();
+        rings.hw_tx.ring(0).unwrap().send(&frame(0x0800, 1, 64)).unwrap();
+    }
+    nic.corrupt_tx_buf_idx(0, 0, 1);
     match t.round(&mut sink) {
         Err(Error::RingReinit(id)) => assert_eq!(id.to_string(), "hw TX 0"),
         other => panic!("expected RingReinit, got {other:?}"),
     }
-    assert!(t.port().is_none(), "a port with foreign pointer writes is released");
+    assert_eq!(nic.counters().reinits, 1);
+    assert!(t.port().is_none(), "a port the kernel reset is released");
 }
 
 struct Echo;
