@@ -87,7 +87,7 @@ mkblob() {
 # rx PORT SECS: background TCP sink that hashes what it receives into /tmp/rx.PORT.sha
 rx() {
 	rm -f /tmp/rx.$1.sha /tmp/rx.$1.done
-	( timeout "$2" nc -l "$1" | sha256 -q > /tmp/rx.$1.sha; touch /tmp/rx.$1.done ) >/dev/null 2>&1 &
+	( timeout "$2" nc -d -l "$1" | sha256 -q > /tmp/rx.$1.sha; touch /tmp/rx.$1.done ) >/dev/null 2>&1 &
 	sleep 0.3
 	kv rx_pid $!
 }
@@ -123,19 +123,24 @@ bgtxres() {
 	cat /tmp/$1.tx 2>/dev/null || kv tx_rc timeout
 }
 
-# tunnel command: emtunctl run if it has that subcommand, else the fwd example
-tuncmd() { # tuncmd POLLARGS...
-	if [ -x $B/emtunctl ] && $B/emtunctl run --help >/dev/null 2>&1; then
-		echo "$B/emtunctl run $IF --claim 0x88b5 $*"
+# tuncmd MODE: the tunnel command line. MODE: default | busy | interval (1 ms poll).
+# TUN=emtunctl|fwd chooses the binary (default: emtunctl run when it is there, else the fwd example).
+tuncmd() {
+	t=${TUN:-}
+	[ -z "$t" ] && { [ -x $B/emtunctl ] && t=emtunctl || t=fwd; }
+	if [ "$t" = emtunctl ]; then
+		case ${1:-default} in busy) p=--busy;; interval) p="--interval 1ms";; *) p=;; esac
+		echo "$B/emtunctl run $IF --claim 0x88b5 $p"
 	else
-		echo "$B/fwd $IF --claim 0x88b5 $*"
+		case ${1:-default} in busy) p=--busy;; interval) p="--interval-us 1000";; *) p=;; esac
+		echo "$B/fwd $IF --claim 0x88b5 $p"
 	fi
 }
 
-# tun NAME [POLLARGS]: start a tunnel in the background; pid in /tmp/NAME.pid, output /tmp/NAME.log
+# tun NAME [MODE]: start a tunnel in the background; pid in /tmp/NAME.pid, output /tmp/NAME.log
 tun() {
-	name=$1; shift
-	cmd=$(tuncmd "$@")
+	name=$1
+	cmd=$(tuncmd "${2:-default}")
 	tunstart "$name" $cmd
 }
 
