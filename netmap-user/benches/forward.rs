@@ -10,20 +10,28 @@ use netmap_user::{Engine, PollMode, Tunnel, TunnelConfig};
 
 fn forward(c: &mut Criterion) {
     let mut g = c.benchmark_group("forward");
-    g.sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(300));
+    g.sample_size(30)
+        .measurement_time(std::time::Duration::from_secs(2))
+        .warm_up_time(std::time::Duration::from_millis(300));
     for len in [60u16, 1514] {
         for batch in [1usize, 4, 16, 64, 256] {
             g.throughput(Throughput::Elements(batch as u64));
             for (name, copy) in [("swap", false), ("copy", true)] {
-                let cfg = MemConfig { synthetic: Some(len), ..MemConfig::default() };
+                let cfg = MemConfig {
+                    synthetic: Some(len),
+                    ..MemConfig::default()
+                };
                 let (port, _nic) = mem::port(&cfg);
                 let engine = Engine::new(Default::default(), batch);
                 let engine = if copy { engine.copying() } else { engine };
-                let mut t = Tunnel::with_port(port, TunnelConfig::default().poll(PollMode::Busy)).with_engine(engine);
+                let mut t = Tunnel::with_port(port, TunnelConfig::default().poll(PollMode::Busy))
+                    .with_engine(engine);
                 let mut sink = |_: &[u8]| {};
-                g.bench_with_input(BenchmarkId::new(format!("{name}/{len}B"), batch), &batch, |b, _| {
-                    b.iter(|| t.round(&mut sink).unwrap_or(0))
-                });
+                g.bench_with_input(
+                    BenchmarkId::new(format!("{name}/{len}B"), batch),
+                    &batch,
+                    |b, _| b.iter(|| t.round(&mut sink).unwrap_or(0)),
+                );
                 assert_eq!(t.stats().dropped.total(), 0);
             }
         }

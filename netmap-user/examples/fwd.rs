@@ -44,7 +44,11 @@ fn print_stats(iface: &str, s: &Stats, secs: f64) {
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    let poll = if a.busy { PollMode::Busy } else { PollMode::Interval(Duration::from_micros(a.interval_us.max(1))) };
+    let poll = if a.busy {
+        PollMode::Busy
+    } else {
+        PollMode::Interval(Duration::from_micros(a.interval_us.max(1)))
+    };
     let mut cfg = TunnelConfig::default().poll(poll);
     for t in &a.claim {
         cfg = cfg.claim(*t);
@@ -59,7 +63,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("fwd {}: tunneling (pid {}, claims {:?})", a.iface, std::process::id(), a.claim);
+    println!(
+        "fwd {}: tunneling (pid {}, claims {:?})",
+        a.iface,
+        std::process::id(),
+        a.claim
+    );
     let stop = signal::stop_on_signals();
     let start = Instant::now();
     let mut claimed = 0u64;
@@ -72,11 +81,16 @@ fn main() -> ExitCode {
         let mut r = Ok(());
         while !stop.load(std::sync::atomic::Ordering::Relaxed) && r.is_ok() {
             let until = Instant::now() + tick;
-            while Instant::now() < until && r.is_ok() && !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                r = tun.round(&mut app).and_then(|n| match (n, poll, tun.port()) {
-                    (0, PollMode::Interval(d), Some(p)) => p.wait(Some(d)),
-                    _ => Ok(()),
-                });
+            while Instant::now() < until
+                && r.is_ok()
+                && !stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                r = tun
+                    .round(&mut app)
+                    .and_then(|n| match (n, poll, tun.port()) {
+                        (0, PollMode::Interval(d), Some(p)) => p.wait(Some(d)),
+                        _ => Ok(()),
+                    });
             }
             print_stats(&a.iface, &tun.stats(), start.elapsed().as_secs_f64());
         }

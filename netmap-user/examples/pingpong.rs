@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use netmap_user::{hw_addr, signal, App, Error, EtherType, Frame, PollMode, Sender, Tunnel, TunnelConfig};
+use netmap_user::{
+    hw_addr, signal, App, Error, EtherType, Frame, PollMode, Sender, Tunnel, TunnelConfig,
+};
 use nix::sys::resource::{getrusage, UsageWho};
 
 const PAYLOAD: usize = 50;
@@ -79,7 +81,10 @@ fn parse_payload(p: &[u8]) -> Option<(u8, u64, u64)> {
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let v: Vec<u8> = s.split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
+    let v: Vec<u8> = s
+        .split(':')
+        .filter_map(|h| u8::from_str_radix(h, 16).ok())
+        .collect();
     v.try_into().ok()
 }
 
@@ -101,9 +106,22 @@ fn cpu_secs() -> f64 {
 
 fn report(mode: &str, role: Role, t: &mut Tally, secs: f64, cpu: f64, extra: &str) {
     t.rtt_ns.sort_unstable();
-    let pct = |q: f64| t.rtt_ns.get(((t.rtt_ns.len() as f64 * q) as usize).min(t.rtt_ns.len().saturating_sub(1))).copied().unwrap_or(0);
-    let avg = if t.rtt_ns.is_empty() { 0 } else { t.rtt_ns.iter().sum::<u64>() / t.rtt_ns.len() as u64 };
-    let role = if role == Role::Client { "client" } else { "server" };
+    let pct = |q: f64| {
+        t.rtt_ns
+            .get(((t.rtt_ns.len() as f64 * q) as usize).min(t.rtt_ns.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let avg = if t.rtt_ns.is_empty() {
+        0
+    } else {
+        t.rtt_ns.iter().sum::<u64>() / t.rtt_ns.len() as u64
+    };
+    let role = if role == Role::Client {
+        "client"
+    } else {
+        "server"
+    };
     println!(
         "pingpong mode={mode} role={role} pairs={} lost={} secs={secs:.3} pairs_per_s={:.0} cpu_s={cpu:.3} cpu_pct={:.1} pairs_per_cpu_s={:.0} rtt_min_us={:.1} rtt_avg_us={:.1} rtt_p99_us={:.1}{extra}",
         t.pairs,
@@ -133,7 +151,9 @@ impl App for Pinger<'_> {
     fn on_frame(&mut self, f: Frame<'_>, _tx: &mut Sender<'_, '_>) {
         if let Some((PONG, _seq, t0)) = parse_payload(&f.data()[14..]) {
             self.tally.pairs += 1;
-            self.tally.rtt_ns.push((self.start.elapsed().as_nanos() as u64).saturating_sub(t0));
+            self.tally
+                .rtt_ns
+                .push((self.start.elapsed().as_nanos() as u64).saturating_sub(t0));
             self.last_rx = Instant::now();
         }
     }
@@ -150,7 +170,10 @@ impl App for Pinger<'_> {
             self.last_rx = Instant::now();
         }
         let in_flight = self.sent - self.tally.pairs - self.tally.lost;
-        let mut room = self.window.saturating_sub(in_flight).min(self.count - self.sent);
+        let mut room = self
+            .window
+            .saturating_sub(in_flight)
+            .min(self.count - self.sent);
         while room > 0 {
             let p = payload(PING, self.sent, self.start.elapsed().as_nanos() as u64);
             let hdr = self.hdr;
@@ -178,7 +201,9 @@ struct Ponger<'a> {
 impl App for Ponger<'_> {
     fn on_frame(&mut self, f: Frame<'_>, tx: &mut Sender<'_, '_>) {
         let d = f.data();
-        let Some((PING, seq, t0)) = parse_payload(&d[14..]) else { return };
+        let Some((PING, seq, t0)) = parse_payload(&d[14..]) else {
+            return;
+        };
         let p = payload(PONG, seq, t0);
         let r = tx.send_with(|buf| {
             buf[..6].copy_from_slice(&d[6..12]);
@@ -193,14 +218,19 @@ impl App for Ponger<'_> {
     }
 
     fn on_pass(&mut self, _tx: &mut Sender<'_, '_>) {
-        if (self.count != 0 && self.tally.pairs >= self.count) || self.stop.load(Ordering::Relaxed) {
+        if (self.count != 0 && self.tally.pairs >= self.count) || self.stop.load(Ordering::Relaxed)
+        {
             self.done.store(true, Ordering::Relaxed);
         }
     }
 }
 
 fn run_netmap(a: &Args, iface: &str) -> Result<(), Error> {
-    let poll = if a.busy { PollMode::Busy } else { PollMode::Interval(Duration::from_micros(a.interval_us.max(1))) };
+    let poll = if a.busy {
+        PollMode::Busy
+    } else {
+        PollMode::Interval(Duration::from_micros(a.interval_us.max(1)))
+    };
     let mut tun = Tunnel::open(iface, TunnelConfig::default().claim(a.ethertype).poll(poll))?;
     let stop = signal::stop_on_signals();
     let done = AtomicBool::new(false);
@@ -214,23 +244,60 @@ fn run_netmap(a: &Args, iface: &str) -> Result<(), Error> {
             hdr[..6].copy_from_slice(&dst);
             hdr[6..12].copy_from_slice(&src);
             hdr[12..].copy_from_slice(&a.ethertype.0.to_be_bytes());
-            let mut app = Pinger { hdr, count: a.count, window: a.window.max(1), sent: 0, start, last_rx: start, tally: Tally::default(), done: &done, stop };
+            let mut app = Pinger {
+                hdr,
+                count: a.count,
+                window: a.window.max(1),
+                sent: 0,
+                start,
+                last_rx: start,
+                tally: Tally::default(),
+                done: &done,
+                stop,
+            };
             run_bounded(&mut tun, poll, &done, a.timeout, &mut app)?;
             app.tally
         }
         Role::Server => {
-            let mut app = Ponger { count: a.count, tally: Tally::default(), done: &done, stop };
-            run_bounded(&mut tun, poll, &done, if a.count == 0 { u64::MAX } else { a.timeout }, &mut app)?;
+            let mut app = Ponger {
+                count: a.count,
+                tally: Tally::default(),
+                done: &done,
+                stop,
+            };
+            run_bounded(
+                &mut tun,
+                poll,
+                &done,
+                if a.count == 0 { u64::MAX } else { a.timeout },
+                &mut app,
+            )?;
             app.tally
         }
     };
     let s = tun.stats();
-    let extra = format!(" to_app={} from_app={} to_host={} from_host={} rounds={}", s.to_app, s.from_app, s.to_host, s.from_host, s.rounds);
-    report("netmap", a.role, &mut tally, start.elapsed().as_secs_f64(), cpu_secs() - cpu0, &extra);
+    let extra = format!(
+        " to_app={} from_app={} to_host={} from_host={} rounds={}",
+        s.to_app, s.from_app, s.to_host, s.from_host, s.rounds
+    );
+    report(
+        "netmap",
+        a.role,
+        &mut tally,
+        start.elapsed().as_secs_f64(),
+        cpu_secs() - cpu0,
+        &extra,
+    );
     Ok(())
 }
 
-fn run_bounded<A: App>(tun: &mut Tunnel, poll: PollMode, done: &AtomicBool, timeout: u64, app: &mut A) -> Result<(), Error> {
+fn run_bounded<A: App>(
+    tun: &mut Tunnel,
+    poll: PollMode,
+    done: &AtomicBool,
+    timeout: u64,
+    app: &mut A,
+) -> Result<(), Error> {
     let deadline = Instant::now().checked_add(Duration::from_secs(timeout));
     while !done.load(Ordering::Relaxed) {
         if deadline.is_some_and(|d| Instant::now() > d) {
@@ -256,7 +323,9 @@ fn run_udp(a: &Args, addr: &str) -> std::io::Result<()> {
             let s = UdpSocket::bind(addr)?;
             s.set_read_timeout(Some(Duration::from_millis(200)))?;
             while !stop.load(Ordering::Relaxed) && (a.count == 0 || tally.pairs < a.count) {
-                let Ok((n, from)) = s.recv_from(&mut buf) else { continue };
+                let Ok((n, from)) = s.recv_from(&mut buf) else {
+                    continue;
+                };
                 if let Some((PING, seq, t0)) = parse_payload(&buf[..n]) {
                     s.send_to(&payload(PONG, seq, t0), from)?;
                     tally.pairs += 1;
@@ -273,12 +342,17 @@ fn run_udp(a: &Args, addr: &str) -> std::io::Result<()> {
                 sent += 1;
             }
             let deadline = start + Duration::from_secs(a.timeout);
-            while tally.pairs + tally.lost < a.count && !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            while tally.pairs + tally.lost < a.count
+                && !stop.load(Ordering::Relaxed)
+                && Instant::now() < deadline
+            {
                 match s.recv(&mut buf) {
                     Ok(n) => {
                         if let Some((PONG, _, t0)) = parse_payload(&buf[..n]) {
                             tally.pairs += 1;
-                            tally.rtt_ns.push((start.elapsed().as_nanos() as u64).saturating_sub(t0));
+                            tally
+                                .rtt_ns
+                                .push((start.elapsed().as_nanos() as u64).saturating_sub(t0));
                         }
                     }
                     Err(_) => tally.lost += sent - tally.pairs - tally.lost,
@@ -290,7 +364,14 @@ fn run_udp(a: &Args, addr: &str) -> std::io::Result<()> {
             }
         }
     }
-    report("udp", a.role, &mut tally, start.elapsed().as_secs_f64(), cpu_secs() - cpu0, "");
+    report(
+        "udp",
+        a.role,
+        &mut tally,
+        start.elapsed().as_secs_f64(),
+        cpu_secs() - cpu0,
+        "",
+    );
     Ok(())
 }
 
@@ -316,4 +397,3 @@ fn main() -> ExitCode {
         }
     }
 }
-

@@ -549,12 +549,15 @@ impl MemNic {
     /// sharing the mapping would); the kernel then resets the ring.
     pub fn corrupt_tx_buf_idx(&self, ring: usize, k: u32, buf_idx: u32) {
         let s = self.sim.borrow();
-        if let Some(r) = s.rings.iter().find(|r| r.kind == Kind::HwTx && r.index == ring) {
+        if let Some(r) = s
+            .rings
+            .iter()
+            .find(|r| r.kind == Kind::HwTx && r.index == ring)
+        {
             let i = (r.hwcur + k) % r.raw.num_slots();
             let mut slot = r.raw.slot(i);
             slot.buf_idx = buf_idx;
             r.raw.set_slot(i, slot);
         }
     }
-
 }

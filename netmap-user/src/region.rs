@@ -41,7 +41,7 @@ impl Layout {
         nifp_off: usize,
     ) -> Result<Layout, LayoutError> {
         let if_size = core::mem::size_of::<netmap_if>();
-        if nifp_off.checked_add(if_size).is_none_or(|e| e > len) || nifp_off % 8 != 0 {
+        if nifp_off.checked_add(if_size).is_none_or(|e| e > len) || !nifp_off.is_multiple_of(8) {
             return Err(LayoutError::IfOutOfRegion);
         }
         // SAFETY: the fixed part of netmap_if lies inside the region.

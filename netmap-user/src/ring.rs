@@ -67,7 +67,7 @@ impl RawRing {
         let hdr_end = offset
             .checked_add(RING_SLOTS_OFFSET)
             .ok_or(RingLayoutError::OutOfRegion)?;
-        if hdr_end > len || offset % 8 != 0 {
+        if hdr_end > len || !offset.is_multiple_of(8) {
             return Err(RingLayoutError::OutOfRegion);
         }
         // SAFETY: the header lies inside the region (checked above).
@@ -82,7 +82,7 @@ impl RawRing {
                 ptr::read_volatile(addr_of!((*r).buf_ofs)),
             )
         };
-        if n < 2 || n > 1 << 16 || buf_size < 64 || buf_size > 1 << 16 {
+        if !(2..=1 << 16).contains(&n) || !(64..=1 << 16).contains(&buf_size) {
             return Err(RingLayoutError::BadGeometry {
                 num_slots: n,
                 buf_size,
@@ -391,7 +391,11 @@ impl<'p> RxRing<'p> {
             return None;
         }
         let i = self.st.head + k as u32;
-        let i = if i >= self.st.raw.n { i - self.st.raw.n } else { i };
+        let i = if i >= self.st.raw.n {
+            i - self.st.raw.n
+        } else {
+            i
+        };
         let s = self.st.raw.slot(i);
         Some(check_slot(&self.st.raw, s).map(|()| {
             let p = self.st.raw.buf_ptr(s.buf_idx).map(NonNull::as_ptr);

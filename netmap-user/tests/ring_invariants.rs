@@ -13,8 +13,14 @@ const SIG: u16 = 0x88b5;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Wire { ring: usize, claimed: bool, len: usize },
-    Stack { len: usize },
+    Wire {
+        ring: usize,
+        claimed: bool,
+        len: usize,
+    },
+    Stack {
+        len: usize,
+    },
     Round,
 }
 
@@ -35,7 +41,16 @@ fn config() -> impl Strategy<Value = (MemConfig, usize)> {
         1usize..64,
     )
         .prop_map(|(hw_rings, hw_slots, host_slots, tx_per_sync, batch)| {
-            (MemConfig { hw_rings, hw_slots, host_slots, tx_per_sync, ..MemConfig::default() }, batch)
+            (
+                MemConfig {
+                    hw_rings,
+                    hw_slots,
+                    host_slots,
+                    tx_per_sync,
+                    ..MemConfig::default()
+                },
+                batch,
+            )
         })
 }
 

@@ -44,10 +44,19 @@ fn claimed_frames_reach_the_app_and_nothing_else_does() {
     let mut app = Vec::new();
     rounds(&mut t, &mut app, 3);
     let host: Vec<Vec<u8>> = nic.stack_take().into_iter().map(|(_, f)| f).collect();
-    assert_eq!(app, want_app, "the app sees exactly the claimed frames, in order");
-    assert_eq!(host, want_host, "the stack sees exactly the others, byte-exact, in order");
+    assert_eq!(
+        app, want_app,
+        "the app sees exactly the claimed frames, in order"
+    );
+    assert_eq!(
+        host, want_host,
+        "the stack sees exactly the others, byte-exact, in order"
+    );
     let s = t.stats();
-    assert_eq!((s.to_app, s.to_host, s.dropped), (50, 150, Drops::default()));
+    assert_eq!(
+        (s.to_app, s.to_host, s.dropped),
+        (50, 150, Drops::default())
+    );
     assert!(nic.wire_take().is_empty());
     assert_eq!(nic.counters().violations, 0);
     nic.check_buffers().unwrap();
@@ -56,8 +65,12 @@ fn claimed_frames_reach_the_app_and_nothing_else_does() {
 #[test]
 fn kernel_frames_cross_both_ways_byte_exact() {
     let (mut t, nic) = tunnel(&MemConfig::default(), &[SIG]);
-    let inbound: Vec<Vec<u8>> = (0..300).map(|i| frame(0x0800, i, 60 + i as usize * 5 % 1454)).collect();
-    let outbound: Vec<Vec<u8>> = (0..300).map(|i| frame(0x0806, 1000 + i, 42 + i as usize * 7 % 1472)).collect();
+    let inbound: Vec<Vec<u8>> = (0..300)
+        .map(|i| frame(0x0800, i, 60 + i as usize * 5 % 1454))
+        .collect();
+    let outbound: Vec<Vec<u8>> = (0..300)
+        .map(|i| frame(0x0806, 1000 + i, 42 + i as usize * 7 % 1472))
+        .collect();
     for (a, b) in inbound.iter().zip(&outbound) {
         nic.wire_send(0, a).unwrap();
         nic.stack_send(0, b).unwrap();
@@ -77,7 +90,11 @@ fn kernel_frames_cross_both_ways_byte_exact() {
 fn a_full_host_ring_is_backpressure_not_loss() {
     // A 64-slot host ring and a 256-slot NIC ring: 200 frames cannot all fit
     // in the host TX ring in one round.
-    let cfg = MemConfig { hw_slots: 256, host_slots: 64, ..MemConfig::default() };
+    let cfg = MemConfig {
+        hw_slots: 256,
+        host_slots: 64,
+        ..MemConfig::default()
+    };
     let (mut t, nic) = tunnel(&cfg, &[]);
     for i in 0..200 {
         nic.wire_send(0, &frame(0x0800, i, 64)).unwrap();
@@ -88,14 +105,22 @@ fn a_full_host_ring_is_backpressure_not_loss() {
     assert!(t.stats().to_host < 200);
     rounds(&mut t, &mut app, 6);
     let seqs: Vec<u32> = nic.stack_take().iter().map(|(_, f)| seq_of(f)).collect();
-    assert_eq!(seqs, (0..200).collect::<Vec<_>>(), "nothing lost, order kept");
+    assert_eq!(
+        seqs,
+        (0..200).collect::<Vec<_>>(),
+        "nothing lost, order kept"
+    );
     assert_eq!(t.stats().dropped.total(), 0);
     nic.check_buffers().unwrap();
 }
 
 #[test]
 fn a_slow_wire_backpressures_the_host_path() {
-    let cfg = MemConfig { hw_slots: 32, tx_per_sync: Some(4), ..MemConfig::default() };
+    let cfg = MemConfig {
+        hw_slots: 32,
+        tx_per_sync: Some(4),
+        ..MemConfig::default()
+    };
     let (mut t, nic) = tunnel(&cfg, &[]);
     for i in 0..100 {
         nic.stack_send(0, &frame(0x0800, i, 100)).unwrap();
@@ -119,7 +144,10 @@ fn revocation_yields_revoked_and_releases_the_port() {
     let mut sink = |_: &[u8]| {};
     assert!(matches!(t.round(&mut sink), Err(Error::Revoked)));
     assert!(t.port().is_none(), "the port was released");
-    assert!(matches!(t.round(&mut sink), Err(Error::Revoked)), "and stays released");
+    assert!(
+        matches!(t.round(&mut sink), Err(Error::Revoked)),
+        "and stays released"
+    );
     let stop = AtomicBool::new(false);
     assert!(matches!(t.run_until(&stop, &mut sink), Err(Error::Revoked)));
 }
@@ -127,7 +155,10 @@ fn revocation_yields_revoked_and_releases_the_port() {
 #[test]
 fn revocation_seen_by_poll_is_revoked_too() {
     let (port, nic) = mem::port(&MemConfig::default());
-    let mut t = Tunnel::with_port(port, TunnelConfig::default().poll(PollMode::Interval(std::time::Duration::from_millis(1))));
+    let mut t = Tunnel::with_port(
+        port,
+        TunnelConfig::default().poll(PollMode::Interval(std::time::Duration::from_millis(1))),
+    );
     let mut sink = |_: &[u8]| {};
     t.round(&mut sink).unwrap();
     nic.revoke();
@@ -182,7 +213,10 @@ fn a_bad_buf_idx_is_dropped_and_the_kernel_reset_is_reported() {
     assert_eq!(t.stats().dropped.bad_buf_idx, 1);
     assert_eq!(t.stats().to_host, 1);
     let r = t.round(&mut sink);
-    assert!(matches!(r, Err(Error::RingReinit(netmap_user::RingId::HwRx(0)))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::RingReinit(netmap_user::RingId::HwRx(0)))),
+        "{r:?}"
+    );
     assert_eq!(nic.counters().reinits, 1);
     assert!(t.port().is_none());
 }
@@ -195,7 +229,12 @@ fn a_ring_reinit_is_reported_not_followed() {
     {
         let port = t.port().unwrap();
         let mut rings = port.rings();
-        rings.hw_tx.ring(0).unwrap().send(&frame(0x0800, 1, 64)).unwrap();
+        rings
+            .hw_tx
+            .ring(0)
+            .unwrap()
+            .send(&frame(0x0800, 1, 64))
+            .unwrap();
     }
     nic.corrupt_tx_buf_idx(0, 0, 1);
     match t.round(&mut sink) {
@@ -218,11 +257,15 @@ impl netmap_user::App for Echo {
 
 #[test]
 fn the_app_replies_on_the_queue_it_received_on() {
-    let cfg = MemConfig { hw_rings: 2, ..MemConfig::default() };
+    let cfg = MemConfig {
+        hw_rings: 2,
+        ..MemConfig::default()
+    };
     let (mut t, nic) = tunnel(&cfg, &[SIG]);
     for i in 0..10 {
         nic.wire_send((i % 2) as usize, &frame(SIG, i, 64)).unwrap();
-        nic.wire_send((i % 2) as usize, &frame(0x0800, 100 + i, 64)).unwrap();
+        nic.wire_send((i % 2) as usize, &frame(0x0800, 100 + i, 64))
+            .unwrap();
     }
     t.round(&mut Echo).unwrap();
     let out = nic.wire_take();
