@@ -183,9 +183,9 @@ impl Engine {
         Step::Moved
     }
 
-    /// Checks the chain at head; returns its length or the drop reason.
+    /// Checks the slots after the first of a chain at head.
     fn check_chain(rx: &RxRing<'_>, slots: usize) -> Result<(), Drop> {
-        for k in 0..slots {
+        for k in 1..slots {
             if let Some(Err(e)) = rx.peek_at(k) {
                 return Err(e.into());
             }
@@ -202,12 +202,19 @@ impl Engine {
     ) -> usize {
         let mut done = 0;
         while done < self.batch {
-            let Some(slots) = rx.chain_len() else { break };
-            if let Err(why) = Self::check_chain(rx, slots) {
-                self.drop_chain(rx, slots, why);
-                continue;
-            }
-            let Some(Ok(frame)) = rx.peek() else { break };
+            let Some((first, slots)) = rx.peek_chain() else {
+                break;
+            };
+            let frame = match first
+                .map_err(Drop::from)
+                .and_then(|f| Self::check_chain(rx, slots).map(|()| f))
+            {
+                Ok(f) => f,
+                Err(why) => {
+                    self.drop_chain(rx, slots, why);
+                    continue;
+                }
+            };
             // A pure forwarder never reads frame data: the length decides.
             let class = if self.claims.is_empty() {
                 if frame.len() < 14 {
@@ -250,18 +257,22 @@ impl Engine {
     fn drain_host(&mut self, rx: &mut RxRing<'_>, tx: &mut TxRing<'_>) -> usize {
         let mut done = 0;
         while done < self.batch {
-            let Some(slots) = rx.chain_len() else { break };
-            if let Err(why) = Self::check_chain(rx, slots) {
-                self.drop_chain(rx, slots, why);
-                continue;
-            }
-            match rx.peek() {
-                Some(Ok(f)) if f.len() < 14 => {
+            let Some((first, slots)) = rx.peek_chain() else {
+                break;
+            };
+            match first
+                .map_err(Drop::from)
+                .and_then(|f| Self::check_chain(rx, slots).map(|()| f))
+            {
+                Ok(f) if f.len() < 14 => {
                     self.drop_chain(rx, slots, Drop::Runt);
                     continue;
                 }
-                Some(Ok(_)) => {}
-                _ => break,
+                Ok(_) => {}
+                Err(why) => {
+                    self.drop_chain(rx, slots, why);
+                    continue;
+                }
             }
             match self.move_chain(rx, tx, slots) {
                 Step::Moved => self.stats.from_host += 1,
