@@ -41,6 +41,8 @@ pub enum Error {
     PermissionDenied(String),
     #[error("the kernel rejected netmap API {ours} (this library speaks FreeBSD 14's API {ours})")]
     ApiMismatch { ours: u16 },
+    #[error("sysctl dev.netmap.fwd is set: the kernel would also pass every released RX slot to the host stack, duplicating claimed frames; set dev.netmap.fwd=0")]
+    KernelForwarding,
     #[error("the kernel revoked the netmap registration (watchdog or administrator); the port is back in default mode")]
     Revoked,
     #[error("the kernel reset {0} (ring reinit): the ring pointers were inconsistent; the port was released")]

@@ -20,6 +20,9 @@ pub const NR_REG_NIC_SW: u32 = 3;
 #[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
 pub const NR_EXCLUSIVE: u64 = 0x800;
 
+/// `netmap_ring.flags`: forward released RX slots marked `NS_FORWARD`.
+pub const NR_FORWARD: u32 = 0x0004;
+
 pub const NS_BUF_CHANGED: u16 = 0x0001;
 pub const NS_MOREFRAG: u16 = 0x0020;
 

@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::error::{Error, RingId};
+use crate::ffi::NR_FORWARD;
 use crate::region::Layout;
 use crate::ring::{RingState, RxRing, TxRing};
 
@@ -112,6 +113,14 @@ impl<B: Backend> Port<B> {
         };
         if counts.hw_tx == 0 || counts.hw_rx == 0 {
             return Err(Error::Layout("port has no hardware rings".into()));
+        }
+        // NR_FORWARD would let the kernel pass released RX slots marked
+        // NS_FORWARD to the host stack behind the engine's back.
+        for r in l.hw_rx.iter().chain(&l.host_rx) {
+            let f = r.flags();
+            if f & NR_FORWARD != 0 {
+                r.set_flags(f & !NR_FORWARD);
+            }
         }
         let rings = l
             .hw_tx

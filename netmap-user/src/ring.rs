@@ -148,6 +148,17 @@ impl RawRing {
         unsafe { ptr::read_volatile(addr_of!((*self.ring.as_ptr()).tail)) }
     }
 
+    pub(crate) fn flags(&self) -> u32 {
+        // SAFETY: header inside the live region (type invariant).
+        unsafe { ptr::read_volatile(addr_of!((*self.ring.as_ptr()).flags)) }
+    }
+
+    /// `ring->flags` is the user's to set (NR_TIMESTAMP, NR_FORWARD).
+    pub(crate) fn set_flags(&self, v: u32) {
+        // SAFETY: header inside the live region (type invariant).
+        unsafe { ptr::write_volatile(addr_of_mut!((*self.ring.as_ptr()).flags), v) }
+    }
+
     /// User side: publish how far we consumed or produced.
     #[inline]
     pub(crate) fn set_head_cur(&self, v: u32) {

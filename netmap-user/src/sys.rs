@@ -49,6 +49,11 @@ impl Port<Kernel> {
     }
 }
 
+/// Whether `dev.netmap.fwd` makes the kernel forward released RX slots.
+pub(crate) fn kernel_forwarding() -> bool {
+    imp::kernel_forwarding()
+}
+
 /// The link-layer address of `ifname`, where the OS can tell.
 pub fn hw_addr(ifname: &str) -> Option<[u8; 6]> {
     imp::hw_addr(ifname)
@@ -219,6 +224,22 @@ mod imp {
         }
     }
 
+    pub(super) fn kernel_forwarding() -> bool {
+        let mut v: libc::c_int = 0;
+        let mut len = core::mem::size_of::<libc::c_int>();
+        // SAFETY: reading an int sysctl into a local of the right size.
+        let rc = unsafe {
+            libc::sysctlbyname(
+                c"dev.netmap.fwd".as_ptr(),
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+                core::ptr::null(),
+                0,
+            )
+        };
+        rc == 0 && v != 0
+    }
+
     pub(super) fn hw_addr(ifname: &str) -> Option<[u8; 6]> {
         let mut ifap: *mut libc::ifaddrs = core::ptr::null_mut();
         // SAFETY: getifaddrs fills ifap with a list we free below.
@@ -283,5 +304,9 @@ mod imp {
 
     pub(super) fn hw_addr(_ifname: &str) -> Option<[u8; 6]> {
         None
+    }
+
+    pub(super) fn kernel_forwarding() -> bool {
+        false
     }
 }

@@ -94,7 +94,12 @@ impl Tunnel<Kernel> {
         if !cfg.any_nic && !is_em_name(ifname) {
             return Err(Error::NotEm(ifname.to_string()));
         }
-        Ok(Tunnel::with_port(Port::open(ifname)?, cfg))
+        // Checked first: registering resets the NIC.
+        if crate::sys::kernel_forwarding() {
+            return Err(Error::KernelForwarding);
+        }
+        let port = Port::open(ifname)?;
+        Ok(Tunnel::with_port(port, cfg))
     }
 }
 
