@@ -7,6 +7,40 @@
 //! kernel stack. [`mem`] is an in-memory port with the kernel's layout and
 //! rules, so all of this runs and is tested on any OS.
 //!
+//! Ring ownership is enforced by the borrow checker. Frames and ring views
+//! borrow the port, so a sync cannot run while user code still holds a slot:
+//!
+//! ```compile_fail
+//! let (mut port, _nic) = netmap_user::mem::port(&Default::default());
+//! let mut rings = port.rings();
+//! let mut rx = rings.hw_rx.ring(0).unwrap();
+//! let frame = rx.next();
+//! port.rxsync().unwrap(); // error: `port` is still borrowed by `frame`
+//! drop(frame);
+//! ```
+//!
+//! and user code has no way to write `tail` or a slot outside `[head, tail)`:
+//!
+//! ```compile_fail
+//! let (mut port, _nic) = netmap_user::mem::port(&Default::default());
+//! let mut rings = port.rings();
+//! rings.hw_rx.ring(0).unwrap().st.raw.set_tail(0); // error: private
+//! ```
+//!
+//! The same sequence with the frame dropped first is fine:
+//!
+//! ```
+//! let (mut port, nic) = netmap_user::mem::port(&Default::default());
+//! nic.wire_send(0, &[0u8; 60]).unwrap();
+//! port.rxsync().unwrap();
+//! {
+//!     let mut rings = port.rings();
+//!     let mut rx = rings.hw_rx.ring(0).unwrap();
+//!     assert_eq!(rx.next().unwrap().unwrap().len(), 60);
+//! }
+//! port.rxsync().unwrap();
+//! ```
+//!
 //! Unsafe code lives in `ring` (ring and buffer memory), `region` (the
 //! netmap_if and the in-memory block), `sys` (syscalls) and `signal`.
 
