@@ -180,7 +180,8 @@ class VM:
         time.sleep(0.3)
         self._pump(0.2)
         self.buf = ""
-        self.send("stty -echo; PS1=''; export PS1\n")
+        # plain line input: no libedit (it echoes by itself), no tty echo, no prompt
+        self.send("set +o emacs +o vi 2>/dev/null; stty -echo; PS1=''; export PS1\n")
         time.sleep(0.5)
         # kernel messages (link flaps on every netmap registration) must not interleave with the
         # command markers: mute the kernel console; dmesg is saved at the end instead
@@ -353,7 +354,7 @@ class Run:
         if not self.kernel_tunnel:
             return True
         rc, kv, _ = self.dut.g("k " + " ".join(assigns), 30)
-        good = all(kv.get("set.%s.rc" % x) == "0" for x in assigns)
+        good = all(kv.get("set.%s.rc" % x.split("=")[0]) == "0" for x in assigns)
         if not good:
             t.note("sysctl write failed: %s" % kv)
         return good
@@ -390,6 +391,11 @@ class Run:
                  state=kv.get("state"), cmd=kv.get("cmd"))
         if not started:
             t.note("tunnel output: " + out.strip().replace("\n", " | ")[-600:])
+        else:
+            # registering resets the NIC (link flap): wait until the kernel path answers again
+            rc, wkv, _ = self.dut.g("waitping %s 30" % PEER_IP, 60)
+            if rc != 0:
+                t.ok(False, "%s: ping answers after the tunnel came up" % name, waitping_s=wkv.get("waitping_s"))
         return started, kv.get("pid")
 
     # -- scenarios --------------------------------------------------------------------------------
@@ -941,6 +947,11 @@ def main():
     if bad:
         p.error("unknown scenarios %s (have %s)" % (bad, ALL_SCENARIOS))
     os.makedirs(a.out, exist_ok=True)
+
+    def on_signal(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     r = Run(a)
     ok = False
     try:

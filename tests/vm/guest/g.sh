@@ -102,7 +102,7 @@ rxres() {
 
 # tx HOST PORT SECS: send /tmp/blob, report the wall time
 tx() {
-	/usr/bin/time -p -o /tmp/tx.time timeout "$3" nc -N "$1" "$2" < /tmp/blob
+	/usr/bin/time -p -o /tmp/tx.time timeout "$3" nc -v -N "$1" "$2" < /tmp/blob
 	rc=$?
 	kv tx_rc $rc
 	kv tx_s "$(awk '/^real/{print $2}' /tmp/tx.time)"
@@ -202,8 +202,8 @@ k() {
 	for a in "$@"; do
 		sysctl -q $SYS.$a >/dev/null 2>/tmp/k.err
 		rc=$?
-		kv "set.$a.rc" $rc
-		[ $rc = 0 ] || kv "set.$a.err" "$(cat /tmp/k.err)"
+		kv "set.${a%%=*}.rc" $rc
+		[ $rc = 0 ] || kv "set.${a%%=*}.err" "$(tr '\n' ' ' < /tmp/k.err)"
 	done
 }
 
