@@ -702,7 +702,7 @@ netmap_tun_attach(device_t dev, if_t ifp, const struct netmap_tun_ops *ops,
 
 	*tunp = NULL;
 	tun = malloc(sizeof(*tun), M_NETMAP_TUN, M_WAITOK | M_ZERO);
-	mtx_init(&tun->nt_mtx, "netmap_tun", NULL, MTX_DEF);
+	mtx_init(&tun->nt_mtx, "netmap_tun state", NULL, MTX_DEF);
 	callout_init_mtx(&tun->nt_callout, &tun->nt_mtx, 0);
 	TASK_INIT(&tun->nt_task, 0, netmap_tun_task, tun);
 	tun->nt_ifp = ifp;
