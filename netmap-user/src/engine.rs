@@ -16,6 +16,9 @@ use crate::port::Rings;
 use crate::ring::{Frame, MoveError, RxRing, SendError, SlotError, TxRing, TxSlot};
 use crate::stats::Stats;
 
+/// Shortest frame that carries an Ethernet header.
+const ETH_HLEN: u16 = 14;
+
 /// The application side of a tunnel: it sees claimed frames zero-copy and
 /// may transmit on the hardware rings.
 pub trait App {
@@ -76,6 +79,9 @@ pub struct Engine {
     batch: usize,
     stats: Stats,
     copy: bool,
+    /// Claimed frames spanning several slots are gathered here (the one
+    /// copy on the app path; single-slot frames are never copied).
+    gather: Vec<u8>,
 }
 
 enum Step {
@@ -91,6 +97,7 @@ impl Engine {
             batch: batch.max(1),
             stats: Stats::default(),
             copy: false,
+            gather: Vec::new(),
         }
     }
 
@@ -202,6 +209,18 @@ impl Engine {
     ) -> usize {
         let mut done = 0;
         while done < self.batch {
+            // A pure forwarder moves runs of plain frames without looking
+            // at them; anything else takes the careful path below.
+            if self.claims.is_empty() && !self.copy {
+                if let Some(h) = host.as_deref_mut() {
+                    let n = rx.move_plain(h, self.batch - done, ETH_HLEN);
+                    self.stats.to_host += n as u64;
+                    done += n;
+                    if done == self.batch {
+                        break;
+                    }
+                }
+            }
             let Some((first, slots)) = rx.peek_chain() else {
                 break;
             };
@@ -217,7 +236,7 @@ impl Engine {
             };
             // A pure forwarder never reads frame data: the length decides.
             let class = if self.claims.is_empty() {
-                if frame.len() < 14 {
+                if frame.len() < usize::from(ETH_HLEN) {
                     Class::Runt
                 } else {
                     Class::Kernel
@@ -232,7 +251,17 @@ impl Engine {
                         ring: reply.as_deref_mut(),
                         from_app: &mut self.stats.from_app,
                     };
-                    app.on_frame(frame, &mut tx);
+                    if slots == 1 {
+                        app.on_frame(frame, &mut tx);
+                    } else {
+                        self.gather.clear();
+                        for k in 0..slots {
+                            if let Some(Ok(f)) = rx.peek_at(k) {
+                                self.gather.extend_from_slice(f.data());
+                            }
+                        }
+                        app.on_frame(Frame::gathered(&self.gather), &mut tx);
+                    }
                     self.stats.to_app += 1;
                     for _ in 0..slots {
                         rx.advance();
@@ -257,6 +286,14 @@ impl Engine {
     fn drain_host(&mut self, rx: &mut RxRing<'_>, tx: &mut TxRing<'_>) -> usize {
         let mut done = 0;
         while done < self.batch {
+            if !self.copy {
+                let n = rx.move_plain(tx, self.batch - done, ETH_HLEN);
+                self.stats.from_host += n as u64;
+                done += n;
+                if done == self.batch {
+                    break;
+                }
+            }
             let Some((first, slots)) = rx.peek_chain() else {
                 break;
             };
@@ -264,7 +301,7 @@ impl Engine {
                 .map_err(Drop::from)
                 .and_then(|f| Self::check_chain(rx, slots).map(|()| f))
             {
-                Ok(f) if f.len() < 14 => {
+                Ok(f) if f.len() < usize::from(ETH_HLEN) => {
                     self.drop_chain(rx, slots, Drop::Runt);
                     continue;
                 }

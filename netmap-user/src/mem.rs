@@ -371,14 +371,30 @@ impl Sim {
         } else {
             &mut self.stack_in[r.index]
         };
-        while nxt(r.hwtail, n) != r.hwcur {
-            let Some(f) = q.pop_front() else { break };
-            let mut s = r.raw.slot(r.hwtail);
-            r.raw.write_buf(s.buf_idx, &f);
-            s.len = f.len() as u16;
-            s.flags = 0;
-            r.raw.set_slot(r.hwtail, s);
-            r.hwtail = nxt(r.hwtail, n);
+        // Frames longer than a buffer arrive as NS_MOREFRAG chains, and
+        // only when the whole chain fits.
+        let bs = r.raw.buf_size() as usize;
+        while let Some(f) = q.front() {
+            let need = f.len().div_ceil(bs).max(1) as u32;
+            let free = (r.hwcur + n - r.hwtail - 1) % n;
+            if need > free {
+                break;
+            }
+            let chunks: Vec<&[u8]> = if f.is_empty() {
+                vec![&f[..]]
+            } else {
+                f.chunks(bs).collect()
+            };
+            let last = chunks.len() - 1;
+            for (c, part) in chunks.into_iter().enumerate() {
+                let mut s = r.raw.slot(r.hwtail);
+                r.raw.write_buf(s.buf_idx, part);
+                s.len = part.len() as u16;
+                s.flags = if c < last { NS_MOREFRAG } else { 0 };
+                r.raw.set_slot(r.hwtail, s);
+                r.hwtail = nxt(r.hwtail, n);
+            }
+            q.pop_front();
         }
         r.raw.set_tail(r.hwtail);
         self.snapshot(k);
@@ -428,6 +444,10 @@ impl Backend for Mem {
     }
 }
 
+/// Largest frame the far ends inject (jumbo); longer than a buffer means
+/// an `NS_MOREFRAG` chain.
+pub const MAX_FRAME: usize = 9018;
+
 /// Why the NIC refused to inject a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectError {
@@ -441,7 +461,7 @@ impl MemNic {
     /// at the next RX sync.
     pub fn wire_send(&self, ring: usize, frame: &[u8]) -> Result<(), InjectError> {
         let mut s = self.sim.borrow_mut();
-        if frame.len() > s.cfg.buf_size as usize {
+        if frame.len() > MAX_FRAME {
             return Err(InjectError::TooLong);
         }
         let fifo = s.cfg.rx_fifo;
@@ -459,7 +479,7 @@ impl MemNic {
     /// The host stack transmits a frame (if_transmit into netmap's host queue).
     pub fn stack_send(&self, ring: usize, frame: &[u8]) -> Result<(), InjectError> {
         let mut s = self.sim.borrow_mut();
-        if frame.len() > s.cfg.buf_size as usize {
+        if frame.len() > MAX_FRAME {
             return Err(InjectError::TooLong);
         }
         let Some(q) = s.stack_in.get_mut(ring) else {

@@ -340,6 +340,11 @@ pub struct Frame<'p> {
 }
 
 impl<'p> Frame<'p> {
+    /// A frame reassembled from an `NS_MOREFRAG` chain.
+    pub(crate) fn gathered(data: &'p [u8]) -> Frame<'p> {
+        Frame { data, flags: 0 }
+    }
+
     pub fn data(&self) -> &'p [u8] {
         self.data
     }
@@ -537,6 +542,56 @@ impl<'p> RxRing<'p> {
         self.st.advance();
         tx.st.advance();
         Ok(())
+    }
+
+    /// Moves a run of plain frames (one slot each, valid buffer, length
+    /// `min_len..=buf_size`) zero-copy to `tx`, at most `max`. Stops at the
+    /// first slot that is anything else, or when either ring runs out, and
+    /// leaves that slot for the careful path. Returns the frames moved.
+    pub(crate) fn move_plain(&mut self, tx: &mut TxRing<'_>, max: usize, min_len: u16) -> usize {
+        if self.st.raw.region() != tx.st.raw.region() {
+            return 0;
+        }
+        let k = (self.st.avail() as usize)
+            .min(tx.st.avail() as usize)
+            .min(max);
+        let (rr, tr) = (self.st.raw, tx.st.raw);
+        let (mut ri, mut ti) = (self.st.head, tx.st.head);
+        let mut moved = 0;
+        while moved < k {
+            let rs = rr.slot(ri);
+            let ts = tr.slot(ti);
+            if rs.flags & NS_MOREFRAG != 0
+                || rs.len < min_len
+                || u32::from(rs.len) > rr.buf_size
+                || !rr.valid_buf(rs.buf_idx)
+                || !tr.valid_buf(ts.buf_idx)
+            {
+                break;
+            }
+            tr.set_slot(
+                ti,
+                SlotInfo {
+                    buf_idx: rs.buf_idx,
+                    len: rs.len,
+                    flags: NS_BUF_CHANGED,
+                },
+            );
+            rr.set_slot(
+                ri,
+                SlotInfo {
+                    buf_idx: ts.buf_idx,
+                    len: 0,
+                    flags: NS_BUF_CHANGED,
+                },
+            );
+            ri = self.st.next(ri);
+            ti = tx.st.next(ti);
+            moved += 1;
+        }
+        self.st.head = ri;
+        tx.st.head = ti;
+        moved
     }
 
     /// Copies the frame at `head` into `tx` (the baseline that `move_to`
