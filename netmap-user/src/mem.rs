@@ -251,27 +251,38 @@ impl Sim {
         raw.valid_buf(s.buf_idx) && u32::from(s.len) <= raw.buf_size()
     }
 
-    fn txsync_ring(&mut self, k: usize) {
+    /// nm_{tx,rx}sync_prologue plus the driver's slot checks: returns the
+    /// new `head`, or reinitialises the ring (as netmap_ring_reinit does)
+    /// when user space left it inconsistent. Nothing is taken before
+    /// everything was checked.
+    fn prologue(&mut self, k: usize, slot_ok: fn(&RawRing, SlotInfo) -> bool) -> Option<u32> {
         self.check_owned(k);
         let r = &self.rings[k];
         let n = r.raw.num_slots();
         let (head, cur) = (r.raw.head(), r.raw.cur());
-        if head >= n
-            || cur >= n
-            || !between(r.hwcur, head, r.hwtail, n)
-            || !between(head, cur, r.hwtail, n)
-        {
-            return self.reinit(k);
-        }
-        // Validate everything before taking anything, like iflib's txsync.
+        let mut ok = head < n
+            && cur < n
+            && between(r.hwcur, head, r.hwtail, n)
+            && between(head, cur, r.hwtail, n);
         let mut i = r.hwcur;
-        while i != head {
-            if !Self::slot_ok(&r.raw, r.raw.slot(i)) {
-                return self.reinit(k);
-            }
+        while ok && i != head {
+            ok = slot_ok(&r.raw, r.raw.slot(i));
             i = nxt(i, n);
         }
+        if ok {
+            Some(head)
+        } else {
+            self.reinit(k);
+            None
+        }
+    }
+
+    fn txsync_ring(&mut self, k: usize) {
+        let Some(head) = self.prologue(k, Self::slot_ok) else {
+            return;
+        };
         let r = &mut self.rings[k];
+        let n = r.raw.num_slots();
         if self.cfg.synthetic.is_some() {
             let sent = (head + n - r.hwcur) % n;
             let mut i = r.hwcur;
@@ -328,25 +339,12 @@ impl Sim {
     }
 
     fn rxsync_ring(&mut self, k: usize) {
-        self.check_owned(k);
-        let r = &self.rings[k];
-        let n = r.raw.num_slots();
-        let (head, cur) = (r.raw.head(), r.raw.cur());
-        if head >= n
-            || cur >= n
-            || !between(r.hwcur, head, r.hwtail, n)
-            || !between(head, cur, r.hwtail, n)
-        {
-            return self.reinit(k);
-        }
-        let mut i = r.hwcur;
-        while i != head {
-            if !r.raw.valid_buf(r.raw.slot(i).buf_idx) {
-                return self.reinit(k);
-            }
-            i = nxt(i, n);
-        }
+        // Released RX slots only need a buffer; their length is the NIC's.
+        let Some(head) = self.prologue(k, |raw, s| raw.valid_buf(s.buf_idx)) else {
+            return;
+        };
         let r = &mut self.rings[k];
+        let n = r.raw.num_slots();
         let mut i = r.hwcur;
         while i != head {
             let mut s = r.raw.slot(i);
