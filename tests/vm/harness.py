@@ -432,6 +432,10 @@ class Run:
         t.ok(pkv.get("ping_loss_pct") in ("0.0", "0"), "ping during the tunneled transfer",
              loss_pct=pkv.get("ping_loss_pct"), rx=pkv.get("ping_rx"), rtt_avg_ms=pkv.get("rtt_avg_ms"))
         mid = self.kstate()
+        if self.kernel_tunnel:
+            t.ok(mid.get("k.state") == "tunneled" and mid.get("k.owner_pid") == pid,
+                 "still tunneled by the same process after the traffic", state=mid.get("k.state"),
+                 owner_pid=mid.get("k.owner_pid"))
         _, skv, sout = self.dut.g("tunstop tun TERM", 60)
         t.ok(skv.get("exit_rc") == "0", "tunnel exits 0 on SIGTERM", exit_rc=skv.get("exit_rc"))
         app = parse_app_stats(sout)
@@ -483,8 +487,8 @@ class Run:
             t.note(out.strip()[-500:])
             return
         self.dut.g("bgping ppping %s 40 0.2" % PEER_IP, 20)
-        self.dut.g("bgtx pptx %s 5003 %d" % (PEER_IP, self.a.tcp_timeout), 20)
         self.peer.g("rx 5003 %d" % (self.a.tcp_timeout + 30), 30)
+        self.dut.g("bgtx pptx %s 5003 %d" % (PEER_IP, self.a.tcp_timeout), 20)
         # the peer's pingpong client (the peer's own em0, stock netmap, not armed)
         rc, out = self.peer.run("timeout %d /tmp/e/bin/pingpong em0 --role client --peer %s --ethertype %s --count %d --timeout %d"
                                 % (self.a.step_timeout, DUT_MAC, ETHERTYPE, count, self.a.step_timeout - 10), self.a.step_timeout + 30)
@@ -498,6 +502,9 @@ class Run:
         _, pkv, _ = self.dut.g("pingres ppping", 150)
         t.ok(pkv.get("ping_loss_pct") in ("0.0", "0"), "ping beside pingpong", loss_pct=pkv.get("ping_loss_pct"))
         st = self.kstate()
+        if self.kernel_tunnel:
+            t.ok(st.get("k.state") == "tunneled", "pingpong server still tunneled after the traffic",
+                 state=st.get("k.state"))
         _, skv, sout = self.dut.g("tunstop pp TERM", 60)
         app = parse_app_stats(sout)
         t.note("pingpong server stats: %s" % json.dumps(app))
@@ -519,6 +526,8 @@ class Run:
         rc, out = self.dut.run("/tmp/e/bin/probe sig-watch %s KILL 20000 %s--udp %s:%d"
                                % (pid, want, PEER_IP, UDP_ECHO_PORT), 60)
         w = parse_json(out)
+        if "error" in w:
+            t.ok(False, "%s: signal the tunnel (probe sig-watch)" % label, error=w["error"])
         res = {"udp_recover_ms": w.get("udp_recover_ms"), "state_ms": w.get("state_ms"),
                "state_after": w.get("state_after")}
         self.dut.run("pkill -INT -f 'ping -c 1500' ; true", 10)
@@ -562,6 +571,8 @@ class Run:
         rc, out = self.dut.run("/tmp/e/bin/probe sig-watch %s STOP 20000 %s--udp %s:%d"
                                % (pid, want, PEER_IP, UDP_ECHO_PORT), 60)
         w = parse_json(out)
+        if "error" in w:
+            t.ok(False, "%s: signal the tunnel (probe sig-watch)" % label, error=w["error"])
         mid = self.kstate()
         rc2, kv2, _ = self.dut.g("pingstat %s 3 0.2" % PEER_IP, 30)
         self.dut.run("kill -CONT %s" % pid, 10)
