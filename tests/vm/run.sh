@@ -71,4 +71,4 @@ exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$
 	--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-2}" --peer-smp "${PEER_SMP:-1}" \
 	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench}" --size-mb "${SIZE_MB:-100}" \
 	--soak-cycles "${SOAK_CYCLES:-20}" --bench-pairs "${BENCH_PAIRS:-20000}" --pp-count "${PP_COUNT:-20000}" \
-	--watchdog-us-run "${WATCHDOG_US_RUN:-10000}"
+	--watchdog-us-run "${WATCHDOG_US_RUN:-0}"
