@@ -7,6 +7,8 @@
 #   SCENARIOS=baseline,tunneled,crash,watchdog,ctl,soak,bench   (default: all)
 #   SIZE_MB=100  SOAK_CYCLES=20  BENCH_PAIRS=20000  PP_COUNT=20000
 #   NIC=e1000|e1000e    DUT_SMP=2  PEER_SMP=1  MEM=1024
+#   TUNNEL=auto|emtunctl|fwd  tunnel binary (auto: emtunctl run when built, else the fwd example)
+#   WATCHDOG_US_RUN=N  watchdog_us for tunnels outside the watchdog/soak scenarios (default 10000 kvm, 2000000 tcg)
 #   VM_BIN_DIR=dir      use prebuilt FreeBSD binaries (emtunctl fwd pingpong probe) instead of building
 #   VM_OUT=dir          where reports go (default target/vm-test/<timestamp>)
 #   QEMU=qemu-system-x86_64
@@ -71,4 +73,4 @@ exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$
 	--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-2}" --peer-smp "${PEER_SMP:-1}" \
 	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench}" --size-mb "${SIZE_MB:-100}" \
 	--soak-cycles "${SOAK_CYCLES:-20}" --bench-pairs "${BENCH_PAIRS:-20000}" --pp-count "${PP_COUNT:-20000}" \
-	--watchdog-us-run "${WATCHDOG_US_RUN:-0}"
+	--watchdog-us-run "${WATCHDOG_US_RUN:-0}" --tunnel "${TUNNEL:-auto}"

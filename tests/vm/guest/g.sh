@@ -170,6 +170,16 @@ tunstart() {
 	return 0
 }
 
+# bg NAME CMD...: run any command in the background (pid /tmp/NAME.pid, output /tmp/NAME.log,
+# exit status /tmp/NAME.rc); tunwait NAME collects it
+bg() {
+	name=$1; shift
+	rm -f /tmp/$name.pid /tmp/$name.log /tmp/$name.rc
+	( "$@" > /tmp/$name.log 2>&1 & echo $! > /tmp/$name.pid; wait $!; echo $? > /tmp/$name.rc ) >/dev/null 2>&1 &
+	sleep 0.2
+	kv pid "$(cat /tmp/$name.pid 2>/dev/null)"
+}
+
 # tunwait NAME SECS: wait for exit, print rc and log
 tunwait() {
 	i=0
