@@ -4,7 +4,7 @@
 use crate::duration::format_watchdog;
 use crate::error::{CtlError, Result};
 use crate::ethertype;
-use crate::port::Ctx;
+use crate::port::{self, Ctx};
 use crate::run::{self, Plan, Poll, Summary};
 use netmap_user::{Backend, PollMode, Tunnel, TunnelConfig};
 use std::io::Write;
@@ -35,7 +35,10 @@ pub fn open_error(ctx: &Ctx, plan: &Plan, e: netmap_user::Error) -> CtlError {
         },
         E::NoSuchInterface(_) => CtlError::NoSuchInterface(iface),
         E::Unsupported => CtlError::NeedsFreeBsd(std::env::consts::OS),
-        E::Revoked => CtlError::Revoked { iface },
+        E::Revoked => CtlError::Revoked {
+            iface,
+            cause: "during registration".into(),
+        },
         other => CtlError::Tunnel(format!("{iface}: {other}")),
     }
 }
@@ -67,6 +70,8 @@ pub fn drive<B: Backend>(
 /// `run IFACE` after a successful preflight.
 pub fn run(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> Result<()> {
     let iface = &plan.port.name;
+    // Counters before, to tell a watchdog revoke from an admin one.
+    let before = port::read_counters(ctx, &plan.port).ok();
     let mut tun = Tunnel::open(iface, config(plan)).map_err(|e| open_error(ctx, plan, e))?;
     writeln!(
         out,
@@ -85,9 +90,16 @@ pub fn run(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> Re
     out.flush()?;
     match r {
         Ok(()) => Ok(()),
-        Err(netmap_user::Error::Revoked) => Err(CtlError::Revoked {
-            iface: iface.clone(),
-        }),
+        Err(netmap_user::Error::Revoked) => {
+            let cause = match (before, port::read_counters(ctx, &plan.port)) {
+                (Some(b), Ok(a)) => run::revoke_cause(&b, &a, plan.watchdog_us),
+                _ => "watchdog or administrator".into(),
+            };
+            Err(CtlError::Revoked {
+                iface: iface.clone(),
+                cause,
+            })
+        }
         Err(e) => Err(CtlError::Tunnel(format!("{iface}: {e}"))),
     }
 }

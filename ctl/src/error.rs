@@ -97,8 +97,8 @@ pub enum CtlError {
         source: io::Error,
     },
 
-    #[error("{iface}: the kernel revoked the tunnel (watchdog or admin revoke); the port is back in default mode")]
-    Revoked { iface: String },
+    #[error("{iface}: the kernel revoked the tunnel ({cause}); the port is back in default mode")]
+    Revoked { iface: String, cause: String },
 
     #[error("{0}")]
     Tunnel(String),
@@ -145,7 +145,8 @@ mod tests {
         assert_eq!(CtlError::NeedsFreeBsd("linux").exit_code(), 1);
         assert_eq!(
             CtlError::Revoked {
-                iface: "em0".into()
+                iface: "em0".into(),
+                cause: "watchdog".into()
             }
             .exit_code(),
             1

@@ -1,9 +1,9 @@
 //! `run IFACE`: the netmap-user tunnel engine in the foreground.
 
-use crate::duration::format_duration;
+use crate::duration::{format_duration, format_us, format_watchdog};
 use crate::error::{CtlError, Result};
 use crate::ethertype::{self, EtherType};
-use crate::port::{self, Ctx, Port, State};
+use crate::port::{self, Counters, Ctx, Port, State};
 use std::time::Duration;
 
 /// Default poll interval (CONTRACT.md example; well under the 10ms default watchdog).
@@ -82,7 +82,7 @@ pub fn preflight(ctx: &Ctx, iface: &str, claims: Vec<EtherType>, poll: Poll) -> 
                  or the watchdog would revoke the tunnel; use a shorter --interval, --busy, \
                  or `emtunctl watchdog {iface} DURATION`",
                 format_duration(d),
-                crate::duration::format_watchdog(watchdog_us)
+                format_watchdog(watchdog_us)
             )));
         }
     }
@@ -117,6 +117,22 @@ pub fn busy_error(ctx: &Ctx, port: &Port) -> CtlError {
             "{} is already registered with netmap by another process",
             port.name
         )),
+    }
+}
+
+/// Why the kernel revoked our tunnel, from the counters before and after.
+pub fn revoke_cause(before: &Counters, after: &Counters, watchdog_us: u64) -> String {
+    let grew = |i: usize| after.0[i] > before.0[i];
+    if grew(Counters::REVOKE_WATCHDOG) {
+        format!(
+            "watchdog: no heartbeat within {}; longest gap {}",
+            format_watchdog(watchdog_us),
+            format_us(after.0[Counters::MAX_GAP_US])
+        )
+    } else if grew(Counters::REVOKE_ADMIN) {
+        "administrator: emtunctl revoke/disarm or the tunnel sysctls".into()
+    } else {
+        "watchdog or administrator".into()
     }
 }
 
@@ -180,6 +196,25 @@ mod tests {
         assert_eq!(
             Poll::Interval(Duration::from_millis(2)).describe(),
             "polling every 2ms"
+        );
+    }
+
+    #[test]
+    fn revoke_causes() {
+        let before = Counters([1, 0, 0, 0, 0, 0, 0, 500]);
+        let mut wd = before;
+        wd.0[Counters::REVOKE_WATCHDOG] = 1;
+        wd.0[Counters::MAX_GAP_US] = 68_983;
+        assert_eq!(
+            revoke_cause(&before, &wd, 20_000),
+            "watchdog: no heartbeat within 20ms; longest gap 68.983ms"
+        );
+        let mut adm = before;
+        adm.0[Counters::REVOKE_ADMIN] = 1;
+        assert!(revoke_cause(&before, &adm, 20_000).starts_with("administrator"));
+        assert_eq!(
+            revoke_cause(&before, &before, 20_000),
+            "watchdog or administrator"
         );
     }
 
