@@ -8,7 +8,7 @@
 //!   probe udp-echo PORT SECONDS                  echo server, exits after SECONDS
 //!   probe udp-pingpong HOST:PORT COUNT [SIZE]    sequential request/response pairs (kernel path)
 //!   probe cpu -- CMD [ARGS..]                    run CMD, report wall, child rusage, guest cp_time
-//!   probe sig-watch PID SIG TIMEOUT_MS [--sysctl NAME=VALUE] [--udp HOST:PORT]
+//!   probe sig-watch PID SIG TIMEOUT_MS [--sysctl NAME=VALUE] [--udp HOST:PORT] [--set NAME=INT]
 //!                                                signal PID, then time until the sysctl reads VALUE
 //!                                                and until a UDP echo answers
 //!   probe devwatch SECONDS                       timestamped lines from /var/run/devd.pipe
@@ -52,6 +52,18 @@ fn sysctl_raw(name: &str, buf: &mut [u8]) -> Option<usize> {
 #[cfg(not(target_os = "freebsd"))]
 fn sysctl_raw(_name: &str, _buf: &mut [u8]) -> Option<usize> {
     None
+}
+
+#[cfg(target_os = "freebsd")]
+fn sysctl_set_int(name: &str, v: i32) -> bool {
+    let cname = format!("{name}\0");
+    let b = v.to_ne_bytes();
+    unsafe { sysctlbyname(cname.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), b.as_ptr(), 4) == 0 }
+}
+
+#[cfg(not(target_os = "freebsd"))]
+fn sysctl_set_int(_name: &str, _v: i32) -> bool {
+    false
 }
 
 fn sysctl_str(name: &str) -> Option<String> {
@@ -197,7 +209,14 @@ fn cpu_of(cmd: &[String]) {
     );
 }
 
-fn sig_watch(pid: i32, sig: i32, timeout_ms: u64, want: Option<(String, String)>, udp: Option<String>) {
+fn sig_watch(
+    pid: i32,
+    sig: i32,
+    timeout_ms: u64,
+    want: Option<(String, String)>,
+    udp: Option<String>,
+    set: Option<(String, i32)>,
+) {
     let sock = udp.as_ref().map(|t| {
         let s = UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| die(&format!("bind: {e}")));
         s.connect(t.as_str()).unwrap_or_else(|e| die(&format!("connect: {e}")));
@@ -205,6 +224,13 @@ fn sig_watch(pid: i32, sig: i32, timeout_ms: u64, want: Option<(String, String)>
         s
     });
     let before = want.as_ref().and_then(|(n, _)| sysctl_str(n));
+    // an int sysctl written just before the signal (e.g. the watchdog period): no window in
+    // which a slow VM could trip it before the signal lands
+    if let Some((n, v)) = &set {
+        if !sysctl_set_int(n, *v) {
+            die(&format!("sysctl {n}={v} failed"));
+        }
+    }
     let t_wall = now_ns();
     let t0 = Instant::now();
     if unsafe { kill(pid, sig) } != 0 {
@@ -298,6 +324,7 @@ fn main() {
         Some("sig-watch") => {
             let mut want = None;
             let mut udp = None;
+            let mut set = None;
             let mut i = 4;
             while i < a.len() {
                 match a[i].as_str() {
@@ -311,6 +338,12 @@ fn main() {
                         udp = Some(arg(i + 1));
                         i += 2;
                     }
+                    "--set" => {
+                        let kv = arg(i + 1);
+                        let (k, v) = kv.split_once('=').unwrap_or_else(|| die("NAME=INT"));
+                        set = Some((k.to_string(), v.parse().unwrap_or_else(|_| die("--set value"))));
+                        i += 2;
+                    }
                     _ => die("sig-watch: bad option"),
                 }
             }
@@ -322,7 +355,7 @@ fn main() {
                 "CONT" => 19,
                 n => n.parse().unwrap_or_else(|_| die("signal")),
             };
-            sig_watch(arg(1).parse().unwrap(), sig, arg(3).parse().unwrap(), want, udp)
+            sig_watch(arg(1).parse().unwrap(), sig, arg(3).parse().unwrap(), want, udp, set)
         }
         Some("devwatch") => devwatch(arg(1).parse().unwrap()),
         _ => {
