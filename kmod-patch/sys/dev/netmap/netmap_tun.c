@@ -136,7 +136,7 @@ static const struct {
 	[NT_STAT_HOST_OUT] = { "host_out",
 	    "Frames queued from the host stack to the tunnel" },
 	[NT_STAT_HOST_DROP] = { "host_drop",
-	    "Frames from the host stack dropped (queue full, offload, revoke)" },
+	    "Host stack frames dropped (queue full, offload, revoke)" },
 };
 
 struct netmap_tun {
@@ -150,7 +150,7 @@ struct netmap_tun {
 	bool			nt_dying;	/* (g+m) detach in progress */
 	enum nt_phase		nt_phase;	/* (g+m) */
 	pid_t			nt_pid;		/* (g+m) owner, 0 if none */
-	u_int			nt_gen;		/* (g+m) bumped on each change */
+	u_int			nt_gen;		/* (g+m) bumped on changes */
 	u_int			nt_task_gen;	/* (m) nt_gen the task is for */
 	u_int			nt_watchdog_us;	/* (g+m) 0 = off */
 	sbintime_t		nt_max_gap;	/* (m) folded heartbeat gaps */
