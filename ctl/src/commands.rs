@@ -134,7 +134,7 @@ pub fn arm(
     if !fixed.is_empty() {
         writeln!(
             out,
-            "{iface}: turned off {} (they break tunneled host traffic)",
+            "{iface}: turned off {} (they break tunneled host traffic); the NIC reinitialises, so the link may flap",
             fixed.join(", ")
         )?;
     }

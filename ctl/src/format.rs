@@ -192,7 +192,7 @@ pub fn stats_text(s: &PortStatus) -> String {
         } else {
             c[i].to_string()
         };
-        out.push_str(&format!("  {n:<16} {v:>16}  {}\n", desc[i]));
+        out.push_str(&format!("  {n:<16} {v:>20}  {}\n", desc[i]));
     }
     out
 }

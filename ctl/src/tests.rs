@@ -437,7 +437,7 @@ fn arm_turns_offloads_off_and_says_which() {
     );
     let out = arm(&k, "em0", None, false).unwrap();
     assert!(
-        out.contains("em0: turned off txcsum, tso4, vlanhwtag (they break tunneled host traffic)"),
+        out.contains("em0: turned off txcsum, tso4, vlanhwtag (they break tunneled host traffic); the NIC reinitialises"),
         "{out}"
     );
     // Exactly the bad ones are off; RXCSUM and VLAN_MTU stay.
