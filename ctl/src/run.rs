@@ -125,7 +125,7 @@ pub fn revoke_cause(before: &Counters, after: &Counters, watchdog_us: u64) -> St
     let grew = |i: usize| after.0[i] > before.0[i];
     if grew(Counters::REVOKE_WATCHDOG) {
         format!(
-            "watchdog: no heartbeat within {}; longest gap {}",
+            "watchdog: no heartbeat for {}; longest completed gap {}",
             format_watchdog(watchdog_us),
             format_us(after.0[Counters::MAX_GAP_US])
         )
@@ -207,7 +207,7 @@ mod tests {
         wd.0[Counters::MAX_GAP_US] = 68_983;
         assert_eq!(
             revoke_cause(&before, &wd, 20_000),
-            "watchdog: no heartbeat within 20ms; longest gap 68.983ms"
+            "watchdog: no heartbeat for 20ms; longest completed gap 68.983ms"
         );
         let mut adm = before;
         adm.0[Counters::REVOKE_ADMIN] = 1;
