@@ -169,14 +169,8 @@ mod imp {
                     "nr_offset {nifp_off} beyond nr_memsize {len}"
                 )));
             }
-            // SAFETY: the netmap_if lies inside the mapping (checked above).
-            let version =
-                unsafe { (*p.cast::<u8>().add(nifp_off).cast::<ffi::netmap_if>()).ni_version };
-            if version != u32::from(ffi::NETMAP_API) {
-                return Err(Error::ApiMismatch {
-                    ours: ffi::NETMAP_API,
-                });
-            }
+            // No ni_version check: FreeBSD 14 never writes it (netmap.h:
+            // "currently unused"); the kernel already checked nr_version.
             Ok((inner, base, len, nifp_off))
         }
 
