@@ -52,7 +52,7 @@ lint:
 
 unit:
 	${CARGO} test --workspace
-	python3 -m unittest discover -s tests/vm -p 'test_*.py' -v 2>&1 | tail -n 3
+	python3 -m unittest discover -s tests/vm -p 'test_*.py'
 
 man-lint:
 	@if command -v mandoc >/dev/null 2>&1; then \
