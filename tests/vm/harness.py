@@ -540,8 +540,8 @@ class Run:
             t.ok(False, "%s: signal the tunnel (probe sig-watch)" % label, error=w["error"])
         res = {"udp_recover_ms": w.get("udp_recover_ms"), "state_ms": w.get("state_ms"),
                "state_after": w.get("state_after")}
-        self.dut.run("pkill -INT -f 'ping -c 1500' ; true", 10)
-        _, pkv, _ = self.dut.g("pingres cping", 60)
+        self.dut.run("pkill -INT -x ping; true", 10)  # ping itself, not its timeout(1) wrapper
+        _, pkv, _ = self.dut.g("pingres cping 20", 60)
         res["ping_gap_pkts_10ms"] = num(pkv.get("ping_max_gap_pkts"))
         rc2, kv2, _ = self.dut.g("pingstat %s 3 0.2" % PEER_IP, 30)
         res["ping_after"] = rc2 == 0

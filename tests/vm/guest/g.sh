@@ -61,10 +61,10 @@ bgping() {
 	kv bgping_pid $!
 }
 
-# pingres NAME: summary of a background ping (waits up to 120 s for it to finish)
+# pingres NAME [WAIT_S]: summary of a background ping (waits up to WAIT_S, default 120 s)
 pingres() {
 	i=0
-	while [ $i -lt 240 ] && ! grep -q 'packets transmitted' /tmp/$1.ping 2>/dev/null; do
+	while [ $i -lt $(( ${2:-120} * 2 )) ] && ! grep -q 'packets transmitted' /tmp/$1.ping 2>/dev/null; do
 		sleep 0.5; i=$((i + 1))
 	done
 	awk '
