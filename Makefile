@@ -73,7 +73,7 @@ bench:
 	${CARGO} bench -p netmap-user --bench forward -- --noplot
 
 vm-test:
-	@sh tests/vm/run.sh ${IMAGE}
+	@IMAGE="${IMAGE}" ACCEL="${ACCEL}" sh tests/vm/run.sh
 
 install:
 	install -d ${DESTDIR}${PREFIX}/sbin ${DESTDIR}${PREFIX}/bin \
