@@ -83,6 +83,22 @@ struct KRing {
     posted: VecDeque<(u32, Vec<u8>, u16)>,
 }
 
+impl KRing {
+    /// The kernel takes back the slots user space released, `[hwcur, head)`,
+    /// acknowledging buffer changes (the driver reloads its DMA map here).
+    fn take_back(&mut self, head: u32) {
+        let n = self.raw.num_slots();
+        let mut i = self.hwcur;
+        while i != head {
+            let mut s = self.raw.slot(i);
+            s.flags &= !NS_BUF_CHANGED;
+            self.raw.set_slot(i, s);
+            i = nxt(i, n);
+        }
+        self.hwcur = head;
+    }
+}
+
 /// What the simulated kernel observed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemCounters {
@@ -285,14 +301,7 @@ impl Sim {
         let n = r.raw.num_slots();
         if self.cfg.synthetic.is_some() {
             let sent = (head + n - r.hwcur) % n;
-            let mut i = r.hwcur;
-            while i != head {
-                let mut s = r.raw.slot(i);
-                s.flags &= !NS_BUF_CHANGED;
-                r.raw.set_slot(i, s);
-                i = nxt(i, n);
-            }
-            r.hwcur = head;
+            r.take_back(head);
             r.hwtail = (head + n - 1) % n;
             r.raw.set_tail(r.hwtail);
             self.c.synthetic_tx += u64::from(sent);
@@ -345,14 +354,7 @@ impl Sim {
         };
         let r = &mut self.rings[k];
         let n = r.raw.num_slots();
-        let mut i = r.hwcur;
-        while i != head {
-            let mut s = r.raw.slot(i);
-            s.flags &= !NS_BUF_CHANGED;
-            r.raw.set_slot(i, s);
-            i = nxt(i, n);
-        }
-        r.hwcur = head;
+        r.take_back(head);
         if let (Some(len), Kind::HwRx) = (self.cfg.synthetic, r.kind) {
             while nxt(r.hwtail, n) != r.hwcur {
                 let mut s = r.raw.slot(r.hwtail);
