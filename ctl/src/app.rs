@@ -1,17 +1,17 @@
 //! Wiring: the platform backends and the dispatch of each command.
 
-use crate::cli::Cmd;
+use crate::cli::{self, Cmd};
 #[cfg(not(target_os = "freebsd"))]
 use crate::error::CtlError;
 use crate::error::Result;
 use crate::iface::Ifaces;
-use crate::port::Ctx;
+use crate::ports::Ctx;
 #[cfg(target_os = "freebsd")]
 use crate::sys;
-use crate::sysctl::Sysctl;
 use crate::watch::SleepTicker;
-use crate::{commands, engine, run, watch};
-use netmap_user::signal::stop_on_signals;
+use crate::{commands, run, runner, watch};
+use emtun::netmap_user::sysctl::Sysctl;
+use emtun::signal::stop_on_signals;
 use std::io::Write;
 
 /// The real backends of this system.
@@ -24,7 +24,7 @@ pub struct Platform {
 #[cfg(target_os = "freebsd")]
 pub fn platform() -> Result<Platform> {
     Ok(Platform {
-        sysctl: Box::new(sys::SysSysctl),
+        sysctl: Box::new(emtun::netmap_user::sysctl::Kern),
         ifaces: Box::new(sys::SysIfaces),
         euid: sys::euid(),
     })
@@ -75,14 +75,16 @@ pub fn dispatch(p: &Platform, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
         Cmd::Run {
             iface,
             claim,
+            poll,
             busy,
             interval,
         } => {
-            let plan = run::preflight(&ctx, &iface, claim, run::Poll::from_args(busy, interval))?;
+            let poll = cli::poll_mode(poll, busy, interval);
+            let plan = run::preflight(&ctx, &iface, claim, poll)?;
             for w in &plan.warnings {
                 warn(w);
             }
-            engine::run(&ctx, &plan, stop_on_signals(), out)
+            runner::run(&ctx, &plan, stop_on_signals(), out)
         }
     }
 }

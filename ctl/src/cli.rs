@@ -1,9 +1,9 @@
 //! Command line (clap). Value parsers reject bad durations and ethertypes as
 //! usage errors (exit 2).
 
-use crate::duration::{self, Watchdog};
-use crate::ethertype::{self, EtherType};
 use clap::{Parser, Subcommand};
+use emtun::duration::{self, Watchdog};
+use emtun::{EtherType, PollMode};
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -78,24 +78,46 @@ pub enum Cmd {
         /// Time between lines
         #[arg(long, value_name = "DUR", default_value = "1s", value_parser = duration::parse_interval)]
         interval: Duration,
-        /// Stop after N lines
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        /// Stop after N lines (at least 1)
+        #[arg(long, value_name = "N", value_parser = parse_count)]
         count: Option<u64>,
     },
     /// Run the netmap-user tunnel on IFACE in the foreground until Ctrl-C
     Run {
         /// Interface (emN or igbN)
         iface: String,
-        /// EtherTypes to claim (hex, comma-separated, repeatable); none = pure forwarder
-        #[arg(long, value_name = "0xTTTT,...", value_delimiter = ',', value_parser = ethertype::parse)]
+        /// EtherTypes to claim (0x88b5 or decimal; comma-separated, repeatable; never a VLAN tag); none = pure forwarder
+        #[arg(long, value_name = "TYPE,...", value_delimiter = ',')]
         claim: Vec<EtherType>,
-        /// Busy-poll (one core at 100%)
+        /// How to wait when idle: busy (one core at 100%), interval or interval:DUR (default interval:1ms; at most half the watchdog period)
+        #[arg(long, value_name = "MODE", conflicts_with_all = ["busy", "interval"])]
+        poll: Option<PollMode>,
+        /// Same as --poll busy
         #[arg(long, conflicts_with = "interval")]
         busy: bool,
-        /// Poll interval (default 1ms; at most half the watchdog period)
+        /// Same as --poll interval:DUR
         #[arg(long, value_name = "DUR", value_parser = duration::parse_interval)]
         interval: Option<Duration>,
     },
+}
+
+/// The poll mode of `run`: `--poll`, or its older spellings.
+pub fn poll_mode(poll: Option<PollMode>, busy: bool, interval: Option<Duration>) -> PollMode {
+    match (poll, busy, interval) {
+        (Some(p), _, _) => p,
+        (None, true, _) => PollMode::Busy,
+        (None, false, Some(d)) => PollMode::Interval(d),
+        (None, false, None) => PollMode::default(),
+    }
+}
+
+/// A line count: a whole number, at least 1.
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
 }
 
 #[cfg(test)]

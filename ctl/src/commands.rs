@@ -1,11 +1,12 @@
 //! status, arm, disarm, revoke, watchdog, stats.
 
-use crate::duration::{format_watchdog, Watchdog};
 use crate::error::{CtlError, Result};
 use crate::format;
 use crate::iface::{offload_names, BAD_OFFLOAD_MASK};
-use crate::port::{self, Ctx, Port, PortStatus, State};
-use crate::sysctl::SysctlError;
+use crate::ports::{self, Ctx, Port, PortStatus};
+use emtun::agent::State;
+use emtun::duration::{format_watchdog, Watchdog};
+use emtun::netmap_user::sysctl::SysctlError;
 use std::io::Write;
 
 /// `status [IFACE] [--json]`. Returns notes for stderr (ports without the patch).
@@ -16,12 +17,12 @@ pub fn status(
     out: &mut dyn Write,
 ) -> Result<Vec<String>> {
     let (ports, unpatched) = match iface {
-        Some(name) => (vec![port::resolve(ctx, name)?], Vec::new()),
-        None => port::list_ports(ctx)?,
+        Some(name) => (vec![ports::resolve(ctx, name)?], Vec::new()),
+        None => ports::list_ports(ctx)?,
     };
     let list = ports
         .iter()
-        .map(|p| port::read_status(ctx, p))
+        .map(|p| ports::read_status(ctx, p))
         .collect::<Result<Vec<_>>>()?;
     if json {
         writeln!(out, "{}", format::status_json(&list))?;
@@ -34,7 +35,7 @@ pub fn status(
         .collect())
 }
 
-/// "offloads txcsum, tso4 are enabled ... `ifconfig em0 -txcsum -tso4`, <hint>"
+/// "offloads txcsum, tso4 are enabled ... `ifconfig em0 -txcsum -tso4`, `<hint>`"
 pub fn offloads_on(iface: &str, bad: u32, hint: &str) -> CtlError {
     let names = offload_names(bad);
     CtlError::OffloadsOn {
@@ -52,11 +53,14 @@ pub fn offloads_on(iface: &str, bad: u32, hint: &str) -> CtlError {
 /// Turn off the offloads that break tunneled traffic, or refuse if told not to.
 /// Returns the names turned off.
 fn fix_offloads(ctx: &Ctx, port: &Port, allow_fix: bool) -> Result<Vec<&'static str>> {
-    let caps = ctx.ifaces.caps(&port.name).map_err(|e| CtlError::Ioctl {
-        iface: port.name.clone(),
-        op: "SIOCGIFCAP",
-        source: e,
-    })?;
+    let caps = ctx
+        .ifaces
+        .caps(port.ifname.as_str())
+        .map_err(|e| CtlError::Ioctl {
+            iface: port.ifname.to_string(),
+            op: "SIOCGIFCAP",
+            source: e,
+        })?;
     let bad = caps.bad();
     if bad == 0 {
         return Ok(Vec::new());
@@ -64,22 +68,22 @@ fn fix_offloads(ctx: &Ctx, port: &Port, allow_fix: bool) -> Result<Vec<&'static 
     let names = offload_names(bad);
     if !allow_fix {
         return Err(offloads_on(
-            &port.name,
+            port.ifname.as_str(),
             bad,
             "or arm without --no-offload-fix",
         ));
     }
     let fix_err = |detail: String| CtlError::OffloadFix {
-        iface: port.name.clone(),
+        iface: port.ifname.to_string(),
         names: names.join(", "),
         detail,
     };
     ctx.ifaces
-        .set_caps(&port.name, caps.enabled & !BAD_OFFLOAD_MASK)
+        .set_caps(port.ifname.as_str(), caps.enabled & !BAD_OFFLOAD_MASK)
         .map_err(|e| fix_err(format!("SIOCSIFCAP: {e}")))?;
     let after = ctx
         .ifaces
-        .caps(&port.name)
+        .caps(port.ifname.as_str())
         .map_err(|e| fix_err(format!("SIOCGIFCAP: {e}")))?;
     if after.bad() != 0 {
         return Err(fix_err(format!(
@@ -91,12 +95,12 @@ fn fix_offloads(ctx: &Ctx, port: &Port, allow_fix: bool) -> Result<Vec<&'static 
 }
 
 fn write_watchdog(ctx: &Ctx, port: &Port, wd: Watchdog) -> Result<()> {
-    match port::write(ctx, port, "watchdog_us", wd.us as i64) {
+    match ports::write(ctx, port, "watchdog_us", wd.us as i64) {
         Err(CtlError::Sysctl {
             source: SysctlError::Invalid,
             ..
         }) => Err(CtlError::OutOfRange {
-            what: format!("{}: watchdog {}", port.name, format_watchdog(wd.us)),
+            what: format!("{}: watchdog {}", port.ifname, format_watchdog(wd.us)),
             detail: "the kernel refused it (EINVAL); use off or 1ms..10s".into(),
         }),
         r => r,
@@ -111,18 +115,18 @@ pub fn arm(
     no_offload_fix: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let port = port::resolve(ctx, iface)?;
+    let port = ports::resolve(ctx, iface)?;
     ctx.require_root(&format!("arm {iface}"))?;
-    let state = port::read_state(ctx, &port)?;
+    let state = ports::read_state(ctx, &port)?;
     if state.has_owner() {
         // Touching caps now would reset a NIC that is in netmap mode: leave them.
         if let Some(wd) = watchdog {
             write_watchdog(ctx, &port, wd)?;
         }
-        let owner = port::read_owner(ctx, &port)?
+        let owner = ports::read_owner(ctx, &port)?
             .map(|o| format!(" by {o}"))
             .unwrap_or_default();
-        let wd = port::read_watchdog(ctx, &port)?;
+        let wd = ports::read_watchdog(ctx, &port)?;
         writeln!(
             out,
             "{iface}: already armed and {state}{owner}; watchdog {}",
@@ -141,7 +145,7 @@ pub fn arm(
     if let Some(wd) = watchdog {
         write_watchdog(ctx, &port, wd)?;
     }
-    match port::write(ctx, &port, "enable", 1) {
+    match ports::write(ctx, &port, "enable", 1) {
         Ok(()) => {}
         Err(CtlError::Sysctl {
             source: SysctlError::NotSupported,
@@ -149,7 +153,7 @@ pub fn arm(
         }) => {
             let names = ctx
                 .ifaces
-                .caps(&port.name)
+                .caps(port.ifname.as_str())
                 .map(|c| offload_names(c.bad()).join(", "))
                 .unwrap_or_default();
             return Err(CtlError::KernelRefusedOffloads {
@@ -163,24 +167,28 @@ pub fn arm(
         }
         Err(e) => return Err(e),
     }
-    let wd = port::read_watchdog(ctx, &port)?;
-    let state = port::read_state(ctx, &port)?;
+    let wd = ports::read_watchdog(ctx, &port)?;
+    let state = ports::read_state(ctx, &port)?;
     writeln!(out, "{iface}: {state}; watchdog {}", format_watchdog(wd))?;
     Ok(())
 }
 
 /// `disarm IFACE` (revokes first when tunneled: the kernel does that on enable=0).
 pub fn disarm(ctx: &Ctx, iface: &str, out: &mut dyn Write) -> Result<()> {
-    let port = port::resolve(ctx, iface)?;
+    let port = ports::resolve(ctx, iface)?;
     ctx.require_root(&format!("disarm {iface}"))?;
-    let st = port::read_status(ctx, &port)?;
+    let st = ports::read_status(ctx, &port)?;
     if st.state == State::Default && !st.enabled {
         writeln!(out, "{iface}: already disarmed (default mode)")?;
         return Ok(());
     }
-    port::write(ctx, &port, "enable", 0)?;
-    let now = port::read_state(ctx, &port)?;
+    ports::write(ctx, &port, "enable", 0)?;
+    let now = ports::read_state(ctx, &port)?;
     match (&st.state, &st.owner) {
+        (State::Tunneled, Some(o)) if now == State::Revoked => writeln!(
+            out,
+            "{iface}: revoked the tunnel of {o} and disarmed; default once it closes the port (now {now})"
+        )?,
         (State::Tunneled, Some(o)) => writeln!(
             out,
             "{iface}: revoked the tunnel of {o}, then disarmed; now {now}"
@@ -195,16 +203,16 @@ pub fn disarm(ctx: &Ctx, iface: &str, out: &mut dyn Write) -> Result<()> {
 
 /// `revoke IFACE`: force default mode now; the port stays armed.
 pub fn revoke(ctx: &Ctx, iface: &str, out: &mut dyn Write) -> Result<()> {
-    let port = port::resolve(ctx, iface)?;
+    let port = ports::resolve(ctx, iface)?;
     ctx.require_root(&format!("revoke {iface}"))?;
-    let st = port::read_status(ctx, &port)?;
+    let st = ports::read_status(ctx, &port)?;
     if st.state != State::Tunneled {
         return Err(CtlError::NotTunneled {
             iface: iface.to_string(),
             state: st.state.to_string(),
         });
     }
-    match port::write(ctx, &port, "revoke", 1) {
+    match ports::write(ctx, &port, "revoke", 1) {
         Ok(()) => {}
         // Raced with the owner exiting or the watchdog.
         Err(CtlError::Sysctl {
@@ -213,12 +221,12 @@ pub fn revoke(ctx: &Ctx, iface: &str, out: &mut dyn Write) -> Result<()> {
         }) => {
             return Err(CtlError::NotTunneled {
                 iface: iface.to_string(),
-                state: port::read_state(ctx, &port)?.to_string(),
+                state: ports::read_state(ctx, &port)?.to_string(),
             })
         }
         Err(e) => return Err(e),
     }
-    let now = port::read_state(ctx, &port)?;
+    let now = ports::read_state(ctx, &port)?;
     let who = st.owner.map(|o| format!(" of {o}")).unwrap_or_default();
     writeln!(
         out,
@@ -229,11 +237,11 @@ pub fn revoke(ctx: &Ctx, iface: &str, out: &mut dyn Write) -> Result<()> {
 
 /// `watchdog IFACE DURATION`
 pub fn watchdog(ctx: &Ctx, iface: &str, wd: Watchdog, out: &mut dyn Write) -> Result<()> {
-    let port = port::resolve(ctx, iface)?;
+    let port = ports::resolve(ctx, iface)?;
     ctx.require_root(&format!("watchdog {iface}"))?;
-    let before = port::read_watchdog(ctx, &port)?;
+    let before = ports::read_watchdog(ctx, &port)?;
     write_watchdog(ctx, &port, wd)?;
-    let after = port::read_watchdog(ctx, &port)?;
+    let after = ports::read_watchdog(ctx, &port)?;
     writeln!(
         out,
         "{iface}: watchdog {} (was {})",
@@ -245,18 +253,18 @@ pub fn watchdog(ctx: &Ctx, iface: &str, wd: Watchdog, out: &mut dyn Write) -> Re
 
 /// `stats IFACE [--reset] [--json]`: prints the counters, then resets them if asked.
 pub fn stats(ctx: &Ctx, iface: &str, reset: bool, json: bool, out: &mut dyn Write) -> Result<()> {
-    let port = port::resolve(ctx, iface)?;
+    let port = ports::resolve(ctx, iface)?;
     if reset {
         ctx.require_root(&format!("stats --reset {iface}"))?;
     }
-    let st: PortStatus = port::read_status(ctx, &port)?;
+    let st: PortStatus = ports::read_status(ctx, &port)?;
     if json {
         writeln!(out, "{}", format::stats_json(&st))?;
     } else {
         out.write_all(format::stats_text(&st).as_bytes())?;
     }
     if reset {
-        port::write(ctx, &port, "stats.reset", 1)?;
+        ports::write(ctx, &port, "stats.reset", 1)?;
         if !json {
             writeln!(out, "{iface}: counters reset")?;
         }

@@ -1,6 +1,6 @@
 //! Errors with their exit codes: 1 runtime, 2 usage (clap also exits 2).
 
-use crate::sysctl::SysctlError;
+use emtun::netmap_user::sysctl::SysctlError;
 use std::fmt;
 use std::io;
 use thiserror::Error;
@@ -19,7 +19,7 @@ pub struct Owner {
 
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
+        match self.name.as_deref() {
             Some(n) => write!(f, "pid {} ({n})", self.pid),
             None => write!(f, "pid {}", self.pid),
         }

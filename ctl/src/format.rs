@@ -9,9 +9,10 @@
 //! and for `stats --json`: `{"schema":1,"name","state","stats":{...}}`.
 //! Fields are only ever added; a change of meaning bumps "schema".
 
-use crate::duration::{format_us, format_watchdog};
 use crate::iface::{offload_names, Caps, BAD_OFFLOADS};
-use crate::port::{PortStatus, COUNTER_NAMES};
+use crate::ports::PortStatus;
+use emtun::agent::COUNTER_NAMES;
+use emtun::duration::{format_us, format_watchdog};
 use serde_json::{json, Map, Value};
 
 /// Version of the JSON output.
@@ -81,7 +82,7 @@ pub fn status_table(list: &[PortStatus]) -> String {
         .map(|s| {
             let c = &s.counters.0;
             vec![
-                s.port.name.clone(),
+                s.port.ifname.to_string(),
                 s.state.to_string(),
                 owner_cell(s),
                 format_watchdog(s.watchdog_us),
@@ -132,7 +133,7 @@ fn offloads_obj(caps: Option<Caps>) -> Value {
 /// One port in the JSON schema.
 pub fn status_obj(s: &PortStatus) -> Value {
     json!({
-        "name": s.port.name,
+        "name": s.port.ifname.as_str(),
         "driver": s.port.driver.as_str(),
         "unit": s.port.unit,
         "state": s.state.as_str(),
@@ -158,7 +159,7 @@ pub fn status_json(list: &[PortStatus]) -> Value {
 pub fn stats_json(s: &PortStatus) -> Value {
     json!({
         "schema": SCHEMA,
-        "name": s.port.name,
+        "name": s.port.ifname.as_str(),
         "state": s.state.as_str(),
         "stats": stats_obj(s),
     })
@@ -168,7 +169,7 @@ pub fn stats_json(s: &PortStatus) -> Value {
 pub fn stats_text(s: &PortStatus) -> String {
     let mut out = format!(
         "{}: {}{}\n",
-        s.port.name,
+        s.port.ifname,
         s.state,
         s.owner
             .as_ref()
@@ -201,16 +202,15 @@ pub fn stats_text(s: &PortStatus) -> String {
 mod tests {
     use super::*;
     use crate::error::Owner;
-    use crate::iface::{Driver, Link, IFCAP_TSO4, IFCAP_TXCSUM};
-    use crate::port::{Counters, Port, State};
+    use crate::iface::{IFCAP_TSO4, IFCAP_TXCSUM};
+    use crate::ports::Port;
+    use emtun::agent::{Counters, State};
+    use emtun::netmap_user::ifnet::Link;
+    use emtun::IfName;
 
     fn sample(name: &str, state: State, owner: Option<Owner>, caps: Option<Caps>) -> PortStatus {
         PortStatus {
-            port: Port {
-                name: name.into(),
-                driver: Driver::Em,
-                unit: 0,
-            },
+            port: Port::of(&IfName::new(name).unwrap()).unwrap(),
             state,
             enabled: true,
             watchdog_us: 10_000,

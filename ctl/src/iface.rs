@@ -1,51 +1,9 @@
-//! Network interfaces: name -> driver + unit, existence, offload capabilities
-//! and link state, behind the `Ifaces` trait (real backend in `sys.rs`).
+//! Network interfaces: existence, offload capabilities (SIOCGIFCAP /
+//! SIOCSIFCAP) and link state, behind the `Ifaces` trait (real backend in
+//! `sys.rs`).
 
-use std::fmt;
+use emtun::netmap_user::ifnet::Link;
 use std::io;
-
-/// The two drivers that carry the emtun sysctls (both live in if_em.c).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Driver {
-    Em,
-    Igb,
-}
-
-impl Driver {
-    pub const ALL: [Driver; 2] = [Driver::Em, Driver::Igb];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Driver::Em => "em",
-            Driver::Igb => "igb",
-        }
-    }
-}
-
-impl fmt::Display for Driver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `em0` -> (Em, 0), `igb12` -> (Igb, 12). Anything else -> None.
-pub fn parse_name(name: &str) -> Option<(Driver, u32)> {
-    for d in Driver::ALL {
-        if let Some(unit) = name.strip_prefix(d.as_str()) {
-            if !unit.is_empty()
-                && unit.bytes().all(|b| b.is_ascii_digit())
-                && (unit == "0" || !unit.starts_with('0'))
-            {
-                return unit.parse().ok().map(|u| (d, u));
-            }
-        }
-    }
-    None
-}
-
-/// The driver-ish prefix of an interface name (`vtnet0` -> `vtnet`).
-pub fn name_prefix(name: &str) -> &str {
-    name.trim_end_matches(|c: char| c.is_ascii_digit())
-}
 
 // Interface capability bits, sys/net/if.h (FreeBSD 14).
 pub const IFCAP_TXCSUM: u32 = 1 << 1;
@@ -88,29 +46,6 @@ pub fn offload_names(mask: u32) -> Vec<&'static str> {
         .filter(|(bit, _)| mask & bit != 0)
         .map(|&(_, n)| n)
         .collect()
-}
-
-/// Link state as reported by the interface.
-// Constructed only by the FreeBSD backend (and tests).
-#[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Link {
-    Up,
-    Down,
-    /// The interface is administratively down (`ifconfig IFACE down`).
-    AdminDown,
-    Unknown,
-}
-
-impl Link {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Link::Up => "up",
-            Link::Down => "down",
-            Link::AdminDown => "admin-down",
-            Link::Unknown => "unknown",
-        }
-    }
 }
 
 /// What emtunctl needs to know about, and do to, interfaces.
@@ -205,25 +140,6 @@ pub mod mem {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_names() {
-        assert_eq!(parse_name("em0"), Some((Driver::Em, 0)));
-        assert_eq!(parse_name("em12"), Some((Driver::Em, 12)));
-        assert_eq!(parse_name("igb3"), Some((Driver::Igb, 3)));
-        for bad in [
-            "em", "igb", "vtnet0", "lo0", "em0a", "em01", "eme0", "em-1", "", "EM0",
-        ] {
-            assert_eq!(parse_name(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn prefix_of_other_drivers() {
-        assert_eq!(name_prefix("vtnet0"), "vtnet");
-        assert_eq!(name_prefix("lo0"), "lo");
-        assert_eq!(name_prefix("lagg"), "lagg");
-    }
 
     #[test]
     fn offload_bits_match_if_h() {

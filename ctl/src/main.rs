@@ -4,16 +4,13 @@
 mod app;
 mod cli;
 mod commands;
-mod duration;
-mod engine;
 mod error;
-mod ethertype;
 mod format;
 mod iface;
-mod port;
+mod ports;
 mod run;
+mod runner;
 mod sys;
-mod sysctl;
 mod watch;
 
 #[cfg(test)]

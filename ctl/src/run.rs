@@ -1,42 +1,18 @@
 //! `run IFACE`: the netmap-user tunnel engine in the foreground.
 
-use crate::duration::{format_duration, format_us, format_watchdog};
 use crate::error::{CtlError, Result};
-use crate::ethertype::{self, EtherType};
-use crate::port::{self, Counters, Ctx, Port, State};
+use crate::ports::{self, Ctx, Port};
+use emtun::agent::{Counters, State};
+use emtun::duration::{format_duration, format_us, format_watchdog};
+use emtun::{ClaimSet, EtherType, PollMode, Stats};
 use std::time::Duration;
-
-/// Default poll interval (CONTRACT.md example; well under the 10ms default watchdog).
-pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(1);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Poll {
-    Busy,
-    Interval(Duration),
-}
-
-impl Poll {
-    pub fn from_args(busy: bool, interval: Option<Duration>) -> Poll {
-        if busy {
-            Poll::Busy
-        } else {
-            Poll::Interval(interval.unwrap_or(DEFAULT_INTERVAL))
-        }
-    }
-    pub fn describe(self) -> String {
-        match self {
-            Poll::Busy => "busy-polling".into(),
-            Poll::Interval(d) => format!("polling every {}", format_duration(d)),
-        }
-    }
-}
 
 /// What `run` checked before opening the port.
 #[derive(Debug)]
 pub struct Plan {
     pub port: Port,
-    pub claims: Vec<EtherType>,
-    pub poll: Poll,
+    pub claims: ClaimSet,
+    pub poll: PollMode,
     pub watchdog_us: u64,
     /// Things to tell the user on stderr.
     pub warnings: Vec<String>,
@@ -44,10 +20,10 @@ pub struct Plan {
 
 /// Checks that need no netmap: interface, root, armed and free, poll interval
 /// vs the watchdog.
-pub fn preflight(ctx: &Ctx, iface: &str, claims: Vec<EtherType>, poll: Poll) -> Result<Plan> {
-    let port = port::resolve(ctx, iface)?;
+pub fn preflight(ctx: &Ctx, iface: &str, claims: Vec<EtherType>, poll: PollMode) -> Result<Plan> {
+    let port = ports::resolve(ctx, iface)?;
     ctx.require_root(&format!("run {iface}"))?;
-    let state = port::read_state(ctx, &port)?;
+    let state = ports::read_state(ctx, &port)?;
     match state {
         State::Armed => {}
         State::Default => {
@@ -64,7 +40,7 @@ pub fn preflight(ctx: &Ctx, iface: &str, claims: Vec<EtherType>, poll: Poll) -> 
     }
     // Offloads turned back on after arming: the kernel would refuse the
     // registration with EOPNOTSUPP; say why before trying.
-    if let Ok(caps) = ctx.ifaces.caps(&port.name) {
+    if let Ok(caps) = ctx.ifaces.caps(port.ifname.as_str()) {
         if caps.bad() != 0 {
             return Err(crate::commands::offloads_on(
                 iface,
@@ -73,8 +49,8 @@ pub fn preflight(ctx: &Ctx, iface: &str, claims: Vec<EtherType>, poll: Poll) -> 
             ));
         }
     }
-    let watchdog_us = port::read_watchdog(ctx, &port)?;
-    if let Poll::Interval(d) = poll {
+    let watchdog_us = ports::read_watchdog(ctx, &port)?;
+    if let PollMode::Interval(d) = poll {
         let d_us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         if watchdog_us != 0 && d_us.saturating_mul(2) > watchdog_us {
             return Err(CtlError::Usage(format!(
@@ -86,11 +62,12 @@ pub fn preflight(ctx: &Ctx, iface: &str, claims: Vec<EtherType>, poll: Poll) -> 
             )));
         }
     }
-    let claims = ethertype::dedup(claims);
-    let mut warnings: Vec<String> = claims
-        .iter()
-        .filter_map(|&e| ethertype::warning(e))
-        .collect();
+    let mut set = ClaimSet::default();
+    for t in claims {
+        set.insert(t).map_err(|e| CtlError::Usage(e.to_string()))?;
+    }
+    let claims = set;
+    let mut warnings = claims.warnings();
     if watchdog_us == 0 {
         warnings.push(format!(
             "{iface}: the watchdog is off; if this process hangs, the port stays black-holed \
@@ -108,14 +85,14 @@ pub fn preflight(ctx: &Ctx, iface: &str, claims: Vec<EtherType>, poll: Poll) -> 
 
 /// "already tunneled by pid N (name)", reading the owner from the kernel.
 pub fn busy_error(ctx: &Ctx, port: &Port) -> CtlError {
-    match port::read_owner(ctx, port) {
+    match ports::read_owner(ctx, port) {
         Ok(Some(owner)) => CtlError::TunneledByOther {
-            iface: port.name.clone(),
+            iface: port.ifname.to_string(),
             owner,
         },
         _ => CtlError::Tunnel(format!(
             "{} is already registered with netmap by another process",
-            port.name
+            port.ifname
         )),
     }
 }
@@ -136,20 +113,16 @@ pub fn revoke_cause(before: &Counters, after: &Counters, watchdog_us: u64) -> St
     }
 }
 
-/// Counters `run` prints at exit (filled from netmap_user::Stats).
+/// Counters `run` prints at exit: the engine's, and the claimed bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
-    pub to_app: u64,
-    pub from_app: u64,
-    pub to_host: u64,
-    pub from_host: u64,
-    pub dropped: u64,
-    pub rounds: u64,
+    pub stats: Stats,
     pub claimed_bytes: u64,
 }
 
 pub fn format_summary(iface: &str, s: &Summary, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64();
+    let (st, claimed_bytes) = (&s.stats, s.claimed_bytes);
     let rate = |n: u64| {
         if secs > 0.0 {
             n as f64 / secs
@@ -165,39 +138,21 @@ pub fn format_summary(iface: &str, s: &Summary, elapsed: Duration) -> String {
          \x20 from_host  {:>14}  kernel stack -> NIC ({:.0}/s)\n\
          \x20 dropped    {:>14}\n\
          \x20 rounds     {:>14}  sync rounds (watchdog heartbeats)\n",
-        s.to_app,
-        s.claimed_bytes,
-        s.from_app,
-        s.to_host,
-        rate(s.to_host),
-        s.from_host,
-        rate(s.from_host),
-        s.dropped,
-        s.rounds,
+        st.to_app,
+        claimed_bytes,
+        st.from_app,
+        st.to_host,
+        rate(st.to_host),
+        st.from_host,
+        rate(st.from_host),
+        st.dropped.total(),
+        st.rounds,
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn poll_from_args() {
-        assert_eq!(Poll::from_args(true, None), Poll::Busy);
-        assert_eq!(
-            Poll::from_args(false, None),
-            Poll::Interval(DEFAULT_INTERVAL)
-        );
-        assert_eq!(
-            Poll::from_args(false, Some(Duration::from_micros(500))),
-            Poll::Interval(Duration::from_micros(500))
-        );
-        assert_eq!(Poll::Busy.describe(), "busy-polling");
-        assert_eq!(
-            Poll::Interval(Duration::from_millis(2)).describe(),
-            "polling every 2ms"
-        );
-    }
 
     #[test]
     fn revoke_causes() {
@@ -220,13 +175,16 @@ mod tests {
 
     #[test]
     fn summary_text() {
-        let s = Summary {
+        let mut stats = Stats {
             to_app: 3,
-            from_app: 0,
             to_host: 2000,
             from_host: 1000,
-            dropped: 1,
             rounds: 10,
+            ..Stats::default()
+        };
+        stats.dropped.runt = 1;
+        let s = Summary {
+            stats,
             claimed_bytes: 150,
         };
         let t = format_summary("em0", &s, Duration::from_secs(2));

@@ -1,20 +1,21 @@
 //! Command-level tests against a fake kernel: an in-memory sysctl tree plus
-//! in-memory interfaces, with the kernel's write semantics from CONTRACT.md.
+//! in-memory interfaces, with the agent's write semantics (netmap_tun(4)).
 
 use crate::commands;
-use crate::duration::Watchdog;
 use crate::error::CtlError;
-use crate::ethertype::EtherType;
 use crate::iface::mem::MemIfaces;
 use crate::iface::{
-    Caps, Ifaces, Link, IFCAP_TSO4, IFCAP_TSO6, IFCAP_TXCSUM, IFCAP_TXCSUM_IPV6,
-    IFCAP_VLAN_HWTAGGING,
+    Caps, Ifaces, IFCAP_TSO4, IFCAP_TSO6, IFCAP_TXCSUM, IFCAP_TXCSUM_IPV6, IFCAP_VLAN_HWTAGGING,
 };
-use crate::port::{Ctx, COUNTER_NAMES};
-use crate::run::{self, Poll};
-use crate::sysctl::mem::{Access, MemSysctl, Val};
-use crate::sysctl::{Sysctl, SysctlError};
+use crate::ports::Ctx;
+use crate::run;
 use crate::watch::{self, Ticker};
+use emtun::agent::{Node, COUNTER_NAMES};
+use emtun::duration::Watchdog;
+use emtun::netmap_user::ifnet::Link;
+use emtun::netmap_user::sysctl::mem::{Access, MemSysctl, Val};
+use emtun::netmap_user::sysctl::{Sysctl, SysctlError};
+use emtun::{EtherType, IfName, PollMode as Poll};
 use serde_json::Value;
 use std::cell::Cell;
 use std::time::Duration;
@@ -67,8 +68,7 @@ impl FakeKernel {
     }
 
     fn base(name: &str) -> String {
-        let (d, u) = crate::iface::parse_name(name).unwrap();
-        format!("dev.{d}.{u}")
+        Node::of(&IfName::new(name).unwrap()).unwrap().dev_node()
     }
 
     /// A patched port in default mode with the given enabled caps.
@@ -150,6 +150,14 @@ impl FakeKernel {
     }
 
     /// A process registers the armed port.
+    /// The owner closes its descriptor: `armed`, or `default` if disarmed.
+    fn close(&self, name: &str) {
+        let armed = self.get(name, "enable") == Val::Int(1);
+        let state = if armed { "armed" } else { "default" };
+        self.put(name, "state", Val::Str(state.into()));
+        self.put(name, "owner_pid", Val::Int(0));
+    }
+
     fn register(&self, name: &str, pid: i32, comm: &str) {
         self.arm(name);
         self.put(name, "state", Val::Str("tunneled".into()));
@@ -196,13 +204,17 @@ impl FakeKernel {
                     Ok(())
                 }
                 0 => {
+                    // Like the agent: a live tunnel is revoked and stays
+                    // `revoked`, owner kept, until its descriptor closes.
+                    set("enable", Val::Int(0));
                     if state == "tunneled" {
                         bump("revoke_admin");
                         bump("exit");
+                        set("state", Val::Str("revoked".into()));
+                    } else if state != "revoked" {
+                        set("state", Val::Str("default".into()));
+                        set("owner_pid", Val::Int(0));
                     }
-                    set("enable", Val::Int(0));
-                    set("state", Val::Str("default".into()));
-                    set("owner_pid", Val::Int(0));
                     Ok(())
                 }
                 _ => Err(SysctlError::Invalid),
@@ -565,11 +577,14 @@ fn disarm_tunneled_revokes_and_names_owner() {
     commands::disarm(&k.ctx(), "em0", &mut out).unwrap();
     let out = text(out);
     assert!(
-        out.contains("revoked the tunnel of pid 4242 (fwd), then disarmed; now default"),
+        out.contains("revoked the tunnel of pid 4242 (fwd) and disarmed; default once it closes the port (now revoked)"),
         "{out}"
     );
     assert_eq!(k.counter("em0", "revoke_admin"), 1);
     assert_eq!(k.get("em0", "enable"), Val::Int(0));
+    assert_eq!(k.state("em0"), "revoked");
+    k.close("em0");
+    assert_eq!(k.state("em0"), "default");
     // Again: nothing to do, still success.
     let mut out = Vec::new();
     commands::disarm(&k.ctx(), "em0", &mut out).unwrap();
@@ -707,7 +722,7 @@ impl Ticker for FakeTicker<'_> {
             self.k.put(
                 "em0",
                 "stats.max_gap_us",
-                crate::sysctl::mem::Val::U64(3_000),
+                emtun::netmap_user::sysctl::mem::Val::U64(3_000),
             );
         }
         Some(self.now)
@@ -896,7 +911,10 @@ fn run_plan_dedups_claims_and_warns() {
         Poll::Interval(Duration::from_secs(1)), // fine: watchdog off
     )
     .unwrap();
-    assert_eq!(plan.claims, vec![EtherType(0x0800), EtherType(0x88b5)]);
+    assert_eq!(
+        plan.claims.iter().collect::<Vec<_>>(),
+        vec![EtherType(0x0800), EtherType(0x88b5)]
+    );
     assert_eq!(plan.watchdog_us, 0);
     assert_eq!(plan.warnings.len(), 2, "{:?}", plan.warnings);
     assert!(plan.warnings[0].contains("IPv4"));

@@ -1,8 +1,9 @@
 //! `watch IFACE`: live counters, deltas and rates since the previous line.
 
-use crate::duration::format_us;
 use crate::error::Result;
-use crate::port::{self, Counters, Ctx, State};
+use crate::ports::{self, Ctx};
+use emtun::agent::{Counters, State};
+use emtun::duration::format_us;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -177,11 +178,11 @@ impl Ticker for SleepTicker {
     }
 }
 
-fn sample(ctx: &Ctx, port: &port::Port, at: Duration) -> Result<Sample> {
+fn sample(ctx: &Ctx, port: &ports::Port, at: Duration) -> Result<Sample> {
     Ok(Sample {
         at,
-        state: port::read_state(ctx, port)?,
-        counters: port::read_counters(ctx, port)?,
+        state: ports::read_state(ctx, port)?,
+        counters: ports::read_counters(ctx, port)?,
     })
 }
 
@@ -196,16 +197,16 @@ pub fn watch(
     ticker: &mut dyn Ticker,
     out: &mut dyn Write,
 ) -> Result<u64> {
-    let port = port::resolve(ctx, iface)?;
+    let port = ports::resolve(ctx, iface)?;
     let first = sample(ctx, &port, ticker.now())?;
-    let owner = port::read_owner(ctx, &port)?
+    let owner = ports::read_owner(ctx, &port)?
         .map(|o| format!(" by {o}"))
         .unwrap_or_default();
     writeln!(
         out,
         "{iface}: {}{owner}; every {}, Ctrl-C to stop",
         first.state,
-        crate::duration::format_duration(interval)
+        emtun::duration::format_duration(interval)
     )?;
     let hdr: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
     writeln!(out, "{}", fixed_line(&hdr))?;

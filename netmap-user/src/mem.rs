@@ -1,4 +1,5 @@
-//! An in-memory netmap port for tests and benchmarks on any OS.
+//! An in-memory netmap port for tests and benchmarks on any OS (feature
+//! `sim`).
 //!
 //! The region has the kernel's layout (`netmap_if`, rings, buffer pool) and
 //! the kernel side follows netmap's rules: `nm_txsync_prologue` /
@@ -7,6 +8,58 @@
 //! sit a software NIC (the wire) and a host stack that inject and collect
 //! frames. It also checks what the kernel cannot: that user space never
 //! wrote a kernel-owned slot nor a frame still queued for transmission.
+//!
+//! Faults a buggy kernel could commit are injected with the `inject_*`
+//! methods of [`MemNic`]; like the kernel, the simulator writes slots only
+//! during a sync, so an injected fault can never change memory that user
+//! code is looking at.
+//!
+//! Ring ownership is enforced by the borrow checker. A frame borrows the
+//! port, so no sync can run while it is alive:
+//!
+//! ```compile_fail,E0499
+//! let (mut port, _nic) = netmap_user::mem::port(&Default::default());
+//! let mut rings = port.rings();
+//! let mut rx = rings.hw_rx.ring(0).unwrap();
+//! let frame = rx.next();
+//! port.rxsync().unwrap(); // error[E0499]: `port` is still borrowed by `frame`
+//! drop(frame);
+//! ```
+//!
+//! and user code has no way to write `tail` or a slot outside `[head, tail)`:
+//!
+//! ```compile_fail,E0616
+//! let (mut port, _nic) = netmap_user::mem::port(&Default::default());
+//! let mut rings = port.rings();
+//! rings.hw_rx.ring(0).unwrap().st.raw.set_tail(0); // error[E0616]: private field
+//! ```
+//!
+//! The same sequence with the frame dropped first is fine:
+//!
+//! ```
+//! let (mut port, nic) = netmap_user::mem::port(&Default::default());
+//! nic.wire_send(0, &[0u8; 60]).unwrap();
+//! port.rxsync().unwrap();
+//! {
+//!     let mut rings = port.rings();
+//!     let mut rx = rings.hw_rx.ring(0).unwrap();
+//!     assert_eq!(rx.next().unwrap().unwrap().len(), 60);
+//! }
+//! port.rxsync().unwrap();
+//! ```
+//!
+//! A kernel that hands out a buffer some user-owned slot already holds is
+//! caught at that sync, before any view can alias it:
+//!
+//! ```
+//! use netmap_user::{mem, Error};
+//! let (mut port, nic) = mem::port(&mem::MemConfig::default());
+//! nic.wire_send(0, &[0xAA; 60]).unwrap();
+//! nic.inject_rx_buf_idx(0, 0, 2); // buffer 2 belongs to the free hw TX slot 0
+//! assert!(matches!(port.rxsync(), Err(Error::DuplicateBuffer { buf_idx: 2, .. })));
+//! assert_eq!(port.rings().hw_rx.ring(0).unwrap().len(), 0);
+//! assert!(port.txsync().is_err(), "the port stays failed");
+//! ```
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -26,8 +79,11 @@ pub struct MemConfig {
     pub hw_rings: usize,
     /// Host ring pairs (netmap default: 1).
     pub host_rings: usize,
+    /// Slots per hardware ring (em: 1024 by default, `hw.em.rxd`).
     pub hw_slots: u32,
+    /// Slots per host ring.
     pub host_slots: u32,
+    /// Bytes per buffer (`dev.netmap.buf_size`, 2048 by default).
     pub buf_size: u32,
     /// Frames the NIC transmits per TX sync (None: all of them), to model a
     /// slow wire and so TX backpressure.
@@ -102,8 +158,11 @@ impl KRing {
 /// What the simulated kernel observed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemCounters {
+    /// TX syncs served.
     pub txsyncs: u64,
+    /// RX syncs served.
     pub rxsyncs: u64,
+    /// poll(2) calls served.
     pub polls: u64,
     /// Rings reset because user space left inconsistent pointers or buffers.
     pub reinits: u64,
@@ -115,7 +174,25 @@ pub struct MemCounters {
     pub synthetic_tx: u64,
 }
 
+/// A fault the simulated kernel commits at a later sync.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Overwrite a field of the `k`-th frame the next RX syncs deliver on
+    /// hardware RX ring `ring`.
+    Rx { ring: usize, k: u32, set: SlotSet },
+    /// Overwrite the `buf_idx` of the `k`-th slot released on hardware TX
+    /// ring `ring`, when the next TX sync takes it.
+    Tx { ring: usize, k: u32, buf_idx: u32 },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SlotSet {
+    BufIdx(u32),
+    Len(u16),
+}
+
 struct Sim {
+    faults: Vec<Fault>,
     region: OwnedRegion,
     rings: Vec<KRing>,
     cfg: MemConfig,
@@ -196,6 +273,7 @@ pub fn port(cfg: &MemConfig) -> (Port<Mem>, MemNic) {
     }
     let (base, len, nifp_off) = (region.base(), region.len(), region.nifp_off);
     let mut sim = Sim {
+        faults: Vec::new(),
         region,
         rings,
         wire_in: vec![VecDeque::new(); cfg.hw_rings],
@@ -294,6 +372,9 @@ impl Sim {
     }
 
     fn txsync_ring(&mut self, k: usize) {
+        if self.rings[k].kind == Kind::HwTx {
+            self.fault_tx(k);
+        }
         let Some(head) = self.prologue(k, Self::slot_ok) else {
             return;
         };
@@ -374,6 +455,7 @@ impl Sim {
         // Frames longer than a buffer arrive as NS_MOREFRAG chains, and
         // only when the whole chain fits.
         let bs = r.raw.buf_size() as usize;
+        let first_new = r.hwtail;
         while let Some(f) = q.front() {
             let need = f.len().div_ceil(bs).max(1) as u32;
             let free = (r.hwcur + n - r.hwtail - 1) % n;
@@ -396,8 +478,59 @@ impl Sim {
             }
             q.pop_front();
         }
+        let (kind, index, delivered) = (r.kind, r.index, (r.hwtail + n - first_new) % n);
+        if kind == Kind::HwRx {
+            self.fault_rx(k, index, first_new, delivered);
+        }
+        let r = &mut self.rings[k];
         r.raw.set_tail(r.hwtail);
         self.snapshot(k);
+    }
+
+    /// Commits the pending RX faults that fall on the `delivered` slots from
+    /// `first` of ring `k` (hardware RX `index`), as the NIC writes them.
+    fn fault_rx(&mut self, k: usize, index: usize, first: u32, delivered: u32) {
+        let raw = self.rings[k].raw;
+        let n = raw.num_slots();
+        self.faults.retain_mut(|f| match f {
+            Fault::Rx { ring, k: nth, set } if *ring == index => {
+                if *nth >= delivered {
+                    *nth -= delivered;
+                    return true;
+                }
+                let i = (first + *nth) % n;
+                let mut slot = raw.slot(i);
+                match *set {
+                    SlotSet::BufIdx(b) => slot.buf_idx = b,
+                    SlotSet::Len(l) => slot.len = l,
+                }
+                raw.set_slot(i, slot);
+                false
+            }
+            _ => true,
+        });
+    }
+
+    /// Commits the pending TX faults of ring `k` on slots user space
+    /// released since the last TX sync, before the kernel looks at them.
+    fn fault_tx(&mut self, k: usize) {
+        let r = &self.rings[k];
+        let (raw, index, hwcur, n) = (r.raw, r.index, r.hwcur, r.raw.num_slots());
+        let released = (raw.head() + n - hwcur) % n;
+        self.faults.retain(|f| match *f {
+            Fault::Tx {
+                ring,
+                k: nth,
+                buf_idx,
+            } if ring == index && nth < released => {
+                let i = (hwcur + nth) % n;
+                let mut slot = raw.slot(i);
+                slot.buf_idx = buf_idx;
+                raw.set_slot(i, slot);
+                false
+            }
+            _ => true,
+        });
     }
 
     fn sync(&mut self, tx: bool) -> io::Result<()> {
@@ -451,8 +584,12 @@ pub const MAX_FRAME: usize = 9018;
 /// Why the NIC refused to inject a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectError {
+    /// Longer than [`MAX_FRAME`].
     TooLong,
+    /// The port has no such ring.
     NoSuchRing,
+    /// The NIC FIFO in front of a full RX ring overflowed (counted in
+    /// `nic_rx_drops`).
     FifoFull,
 }
 
@@ -511,6 +648,7 @@ impl MemNic {
         self.sim.borrow_mut().revoked = true;
     }
 
+    /// What the simulated kernel observed so far.
     pub fn counters(&self) -> MemCounters {
         self.sim.borrow().c
     }
@@ -538,46 +676,35 @@ impl MemNic {
         }
     }
 
-    /// Test hook: overwrite the `buf_idx` of the `k`-th frame waiting on
-    /// hardware RX ring `ring`, as a corrupting kernel would.
-    pub fn corrupt_rx_buf_idx(&self, ring: usize, k: u32, buf_idx: u32) {
-        self.corrupt_rx(ring, k, |s| s.buf_idx = buf_idx);
+    /// Fault injection: the `k`-th frame (from 0) that the next RX syncs
+    /// deliver on hardware RX ring `ring` carries `buf_idx` instead of its
+    /// own buffer, as a corrupting kernel would write it.
+    pub fn inject_rx_buf_idx(&self, ring: usize, k: u32, buf_idx: u32) {
+        let set = SlotSet::BufIdx(buf_idx);
+        self.sim
+            .borrow_mut()
+            .faults
+            .push(Fault::Rx { ring, k, set });
     }
 
-    /// Test hook: overwrite the length of a waiting hardware RX frame.
-    pub fn corrupt_rx_len(&self, ring: usize, k: u32, len: u16) {
-        self.corrupt_rx(ring, k, |s| s.len = len);
+    /// Fault injection: the `k`-th frame the next RX syncs deliver on
+    /// hardware RX ring `ring` claims length `len`.
+    pub fn inject_rx_len(&self, ring: usize, k: u32, len: u16) {
+        let set = SlotSet::Len(len);
+        self.sim
+            .borrow_mut()
+            .faults
+            .push(Fault::Rx { ring, k, set });
     }
 
-    fn corrupt_rx(&self, ring: usize, k: u32, f: impl FnOnce(&mut SlotInfo)) {
-        let s = self.sim.borrow();
-        if let Some(r) = s
-            .rings
-            .iter()
-            .find(|r| r.kind == Kind::HwRx && r.index == ring)
-        {
-            let n = r.raw.num_slots();
-            let i = (r.raw.head() + k) % n;
-            let mut slot = r.raw.slot(i);
-            f(&mut slot);
-            r.raw.set_slot(i, slot);
-        }
-    }
-
-    /// Test hook: overwrite the `buf_idx` of the `k`-th slot the user
-    /// filled on hardware TX ring `ring` since the last sync (as buggy code
-    /// sharing the mapping would); the kernel then resets the ring.
-    pub fn corrupt_tx_buf_idx(&self, ring: usize, k: u32, buf_idx: u32) {
-        let s = self.sim.borrow();
-        if let Some(r) = s
-            .rings
-            .iter()
-            .find(|r| r.kind == Kind::HwTx && r.index == ring)
-        {
-            let i = (r.hwcur + k) % r.raw.num_slots();
-            let mut slot = r.raw.slot(i);
-            slot.buf_idx = buf_idx;
-            r.raw.set_slot(i, slot);
-        }
+    /// Fault injection: at the next TX sync, the `k`-th slot user space
+    /// released on hardware TX ring `ring` since the last one names
+    /// `buf_idx`, as buggy code sharing the mapping could leave it; the
+    /// kernel then resets the ring.
+    pub fn inject_tx_buf_idx(&self, ring: usize, k: u32, buf_idx: u32) {
+        self.sim
+            .borrow_mut()
+            .faults
+            .push(Fault::Tx { ring, k, buf_idx });
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::{Error, RingId};
 use crate::ffi::NR_FORWARD;
+use crate::owners::Owners;
 use crate::region::Layout;
 use crate::ring::{RingState, RxRing, TxRing};
 
@@ -14,9 +15,9 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// What carries a port's syncs: the FreeBSD kernel ([`crate::Kernel`]) or the
-/// in-memory port ([`crate::mem::Mem`]). Sealed: the ring invariants depend
-/// on the backend honouring netmap's rules.
+/// What carries a port's syncs: the FreeBSD kernel ([`crate::Kernel`]) or,
+/// with the `sim` feature, the in-memory port (`mem::Mem`). Sealed: the
+/// ring invariants depend on the backend honouring netmap's rules.
 pub trait Backend: sealed::Sealed {
     #[doc(hidden)]
     fn txsync(&mut self) -> io::Result<()>;
@@ -30,29 +31,61 @@ pub trait Backend: sealed::Sealed {
 
 pub(crate) use sealed::Sealed;
 
-/// Ring counts of a port.
+/// Ring counts of a port (`nr_tx_rings`, `nr_host_tx_rings`, ... of
+/// `struct nmreq_register`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingCounts {
+    /// Hardware TX rings (NIC TX queues).
     pub hw_tx: usize,
+    /// Host TX rings (user space to the kernel stack).
     pub host_tx: usize,
+    /// Hardware RX rings (NIC RX queues).
     pub hw_rx: usize,
+    /// Host RX rings (the kernel stack's transmissions).
     pub host_rx: usize,
 }
 
+/// Why a port stopped working; kept so that every later call says so.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Revoked,
+    Reinit(RingId),
+    Duplicate(RingId, u32),
+}
+
+impl Fault {
+    fn error(self) -> Error {
+        match self {
+            Fault::Revoked => Error::Revoked,
+            Fault::Reinit(r) => Error::RingReinit(r),
+            Fault::Duplicate(ring, buf_idx) => Error::DuplicateBuffer { ring, buf_idx },
+        }
+    }
+}
+
 /// A netmap port bound to all hardware and host rings (`NR_REG_NIC_SW`).
+///
+/// After a fatal error ([`Error::is_fatal`]) every ring view is empty and
+/// every call returns that error again; drop the port to release it.
 pub struct Port<B: Backend> {
     /// hw TX, host TX, hw RX, host RX: netmap's own order.
     rings: Vec<RingState>,
     counts: RingCounts,
     name: String,
+    owners: Owners,
+    fault: Option<Fault>,
     backend: B,
 }
 
 /// Mutable views of all rings of a port, valid until the next sync.
 pub struct Rings<'p> {
+    /// Hardware TX rings.
     pub hw_tx: TxSet<'p>,
+    /// Host TX rings: frames for the kernel stack.
     pub host_tx: TxSet<'p>,
+    /// Hardware RX rings.
     pub hw_rx: RxSet<'p>,
+    /// Host RX rings: frames the kernel stack sent.
     pub host_rx: RxSet<'p>,
 }
 
@@ -62,12 +95,15 @@ pub struct RxSet<'p>(&'p mut [RingState]);
 pub struct TxSet<'p>(&'p mut [RingState]);
 
 impl RxSet<'_> {
+    /// Number of rings.
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// Whether the set has no ring.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// A view of ring `i`, or `None` past the last ring.
     pub fn ring(&mut self, i: usize) -> Option<RxRing<'_>> {
         self.0.get_mut(i).map(RxRing::new)
     }
@@ -78,12 +114,15 @@ impl RxSet<'_> {
 }
 
 impl TxSet<'_> {
+    /// Number of rings.
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// Whether the set has no ring.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// A view of ring `i`, or `None` past the last ring.
     pub fn ring(&mut self, i: usize) -> Option<TxRing<'_>> {
         self.0.get_mut(i).map(TxRing::new)
     }
@@ -122,7 +161,7 @@ impl<B: Backend> Port<B> {
                 r.set_flags(f & !NR_FORWARD);
             }
         }
-        let rings = l
+        let rings: Vec<RingState> = l
             .hw_tx
             .into_iter()
             .chain(l.host_tx)
@@ -130,18 +169,28 @@ impl<B: Backend> Port<B> {
             .chain(l.host_rx)
             .map(RingState::new)
             .collect();
-        Ok(Port {
+        let nbufs = rings.iter().map(|r| r.raw.nbufs()).max().unwrap_or(0);
+        let mut port = Port {
             rings,
             counts,
             name: name.to_string(),
+            owners: Owners::new(nbufs),
+            fault: None,
             backend,
-        })
+        };
+        for k in 0..port.rings.len() {
+            let (from, to) = (port.rings[k].head, port.rings[k].tail);
+            port.take_granted(k, from, to)?;
+        }
+        Ok(port)
     }
 
+    /// The interface name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// How many rings of each kind the port has.
     pub fn counts(&self) -> RingCounts {
         self.counts
     }
@@ -162,33 +211,93 @@ impl<B: Backend> Port<B> {
     }
 
     /// Gives the kernel what we produced on every TX ring (hardware and host)
-    /// and takes back completed slots.
+    /// and takes back completed slots (`NIOCTXSYNC`).
+    ///
+    /// # Errors
+    /// [`Error::Revoked`] once the kernel revoked the registration;
+    /// [`Error::RingReinit`] or [`Error::DuplicateBuffer`] when the kernel
+    /// left a ring in a state user space must not follow (the port is then
+    /// unusable); [`Error::Io`] for any other errno.
     pub fn txsync(&mut self) -> Result<(), Error> {
+        self.check()?;
         self.publish();
         let r = self.backend.txsync();
         self.after_sync(r)
     }
 
-    /// Returns consumed RX slots to the kernel and picks up new frames.
+    /// Returns consumed RX slots to the kernel and picks up new frames
+    /// (`NIOCRXSYNC`).
+    ///
+    /// # Errors
+    /// As [`Port::txsync`].
     pub fn rxsync(&mut self) -> Result<(), Error> {
+        self.check()?;
         self.publish();
         let r = self.backend.rxsync();
         self.after_sync(r)
     }
 
-    /// Sleeps in poll(2) until a ring has work or `timeout` passes.
+    /// Sleeps in `poll(2)` until a ring has work or `timeout` passes (`None`:
+    /// no limit). netmap's poll syncs the rings it reports, so this is also
+    /// a sync.
+    ///
+    /// # Errors
+    /// As [`Port::txsync`]; `POLLERR` is [`Error::Revoked`].
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.check()?;
         self.publish();
         match self.backend.wait(timeout) {
             Ok(true) => self.after_sync(Ok(())),
-            Ok(false) => Err(Error::Revoked),
+            Ok(false) => {
+                self.fail(Fault::Revoked);
+                Err(Error::Revoked)
+            }
             Err(e) => self.after_sync(Err(e)),
         }
     }
 
-    fn publish(&self) {
-        for st in &self.rings {
+    fn check(&self) -> Result<(), Error> {
+        self.fault.map_or(Ok(()), |f| Err(f.error()))
+    }
+
+    /// Publishes our heads and cursors; the buffers of the slots released
+    /// since the last sync leave the ledger.
+    fn publish(&mut self) {
+        for st in &mut self.rings {
+            let n = st.raw.num_slots();
+            let mut i = st.published;
+            while i != st.head {
+                self.owners.release(st.raw.slot(i).buf_idx);
+                i = if i + 1 == n { 0 } else { i + 1 };
+            }
+            st.published = st.head;
             st.publish();
+        }
+    }
+
+    /// Enters the buffers of slots `[from, to)` of ring `k`, which the
+    /// kernel just granted, into the ledger.
+    fn take_granted(&mut self, k: usize, from: u32, to: u32) -> Result<(), Error> {
+        let raw = self.rings[k].raw;
+        let n = raw.num_slots();
+        let mut i = from;
+        while i != to {
+            let idx = raw.slot(i).buf_idx;
+            if !self.owners.take(idx) {
+                let f = Fault::Duplicate(self.ring_id(k), idx);
+                self.fail(f);
+                return Err(f.error());
+            }
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+        Ok(())
+    }
+
+    /// The port is dead: no view shows a slot any more.
+    fn fail(&mut self, f: Fault) {
+        self.fault = Some(f);
+        for st in &mut self.rings {
+            st.tail = st.head;
         }
     }
 
@@ -211,19 +320,30 @@ impl<B: Backend> Port<B> {
     /// never silently followed.
     fn after_sync(&mut self, r: io::Result<()>) -> Result<(), Error> {
         if let Err(e) = r {
-            return Err(match e.raw_os_error() {
-                Some(libc::EIO) => Error::Revoked,
-                _ => Error::io("netmap sync", e),
-            });
+            if e.raw_os_error() == Some(libc::EIO) {
+                self.fail(Fault::Revoked);
+                return Err(Error::Revoked);
+            }
+            return Err(Error::io("netmap sync", e));
         }
         for k in 0..self.rings.len() {
-            let st = &mut self.rings[k];
+            let st = &self.rings[k];
             let n = st.raw.num_slots();
             let (head, tail) = (st.raw.head(), st.raw.tail());
-            if head != st.head || st.raw.cur() != st.head || tail >= n {
-                return Err(Error::RingReinit(self.ring_id(k)));
+            // tail only moves forward, and never onto head (netmap keeps one
+            // slot empty): anything else is a ring the kernel reset.
+            let (old, room) = (st.tail, (st.head + n - 1 - st.tail) % n);
+            if head != st.head
+                || st.raw.cur() != st.head
+                || tail >= n
+                || (tail + n - old) % n > room
+            {
+                let f = Fault::Reinit(self.ring_id(k));
+                self.fail(f);
+                return Err(f.error());
             }
-            st.tail = tail;
+            self.take_granted(k, old, tail)?;
+            self.rings[k].tail = tail;
         }
         Ok(())
     }

@@ -5,9 +5,8 @@
 //! the in-memory port allocates in place of the kernel's mmap.
 
 use core::ptr::{self, addr_of, NonNull};
-use std::alloc::{self, Layout as AllocLayout};
 
-use crate::ffi::{self, netmap_if, RING_SLOTS_OFFSET};
+use crate::ffi::{self, netmap_if};
 use crate::ring::{RawRing, RingLayoutError};
 
 /// Where the rings of a port are, in netmap's order.
@@ -91,118 +90,130 @@ impl Layout {
     }
 }
 
-/// Geometry of an in-memory region, in netmap's ring order.
-#[derive(Debug, Clone)]
-pub(crate) struct Geometry {
-    /// (num_slots) per ring: hw TX, host TX, hw RX, host RX.
-    pub(crate) rings: [Vec<u32>; 4],
-    pub(crate) buf_size: u32,
-}
+#[cfg(feature = "sim")]
+pub(crate) use owned::{Geometry, OwnedRegion};
 
-/// A zeroed, page-aligned block laid out like netmap_mem2 lays the kernel's:
-/// `netmap_if`, then the rings, then the buffer pool.
-#[derive(Debug)]
-pub(crate) struct OwnedRegion {
-    base: NonNull<u8>,
-    layout: AllocLayout,
-    pub(crate) nifp_off: usize,
-    pub(crate) nbufs: u32,
-}
+/// The block the in-memory port allocates in place of the kernel's mmap.
+#[cfg(feature = "sim")]
+mod owned {
+    use core::ptr::{self, NonNull};
+    use std::alloc::{self, Layout as AllocLayout};
 
-fn align(v: usize, a: usize) -> usize {
-    v.div_ceil(a) * a
-}
+    use crate::ffi::{self, netmap_if, RING_SLOTS_OFFSET};
 
-impl OwnedRegion {
-    /// Allocates and lays out the region; every slot gets its own buffer
-    /// (indices from 2 upwards), as netmap does at registration.
-    pub(crate) fn new(g: &Geometry) -> OwnedRegion {
-        let total_rings: usize = g.rings.iter().map(Vec::len).sum();
-        let if_size = core::mem::size_of::<netmap_if>() + 8 * total_rings;
-        let mut off = align(if_size, 4096);
-        let mut ring_offs = Vec::with_capacity(total_rings);
-        for n in g.rings.iter().flatten() {
-            ring_offs.push(off);
-            off = align(off + RING_SLOTS_OFFSET + 16 * *n as usize, 4096);
-        }
-        let bufs_off = off;
-        let slots: u32 = g.rings.iter().flatten().sum();
-        let nbufs = ffi::FIRST_VALID_BUF + slots;
-        let len = bufs_off + nbufs as usize * g.buf_size as usize;
-        let layout = match AllocLayout::from_size_align(len, 4096) {
-            Ok(l) => l,
-            Err(e) => panic!("in-memory netmap region of {len} bytes: {e}"),
-        };
-        // SAFETY: layout has non-zero size.
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(base) = NonNull::new(raw) else {
-            alloc::handle_alloc_error(layout)
-        };
-        let region = OwnedRegion {
-            base,
-            layout,
-            nifp_off: 0,
-            nbufs,
-        };
+    /// Geometry of an in-memory region, in netmap's ring order.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Geometry {
+        /// (num_slots) per ring: hw TX, host TX, hw RX, host RX.
+        pub(crate) rings: [Vec<u32>; 4],
+        pub(crate) buf_size: u32,
+    }
 
-        let mut nifp = netmap_if {
-            ni_name: [0; 16],
-            ni_version: u32::from(ffi::NETMAP_API),
-            ni_flags: 0,
-            ni_tx_rings: g.rings[0].len() as u32,
-            ni_rx_rings: g.rings[2].len() as u32,
-            ni_bufs_head: 0,
-            ni_spare1: [g.rings[1].len() as u32, g.rings[3].len() as u32, 0, 0, 0],
-            ring_ofs: [],
-        };
-        for (d, s) in nifp.ni_name.iter_mut().zip(b"mem0") {
-            *d = *s as _;
-        }
-        // SAFETY: the region is at least if_size long, aligned, and ours.
-        unsafe {
-            ptr::write(base.as_ptr().cast::<netmap_if>(), nifp);
-            let ofs = base
-                .as_ptr()
-                .add(core::mem::size_of::<netmap_if>())
-                .cast::<i64>();
-            for (i, o) in ring_offs.iter().enumerate() {
-                ptr::write(ofs.add(i), *o as i64);
+    /// A zeroed, page-aligned block laid out like netmap_mem2 lays the kernel's:
+    /// `netmap_if`, then the rings, then the buffer pool.
+    #[derive(Debug)]
+    pub(crate) struct OwnedRegion {
+        base: NonNull<u8>,
+        layout: AllocLayout,
+        pub(crate) nifp_off: usize,
+        pub(crate) nbufs: u32,
+    }
+
+    fn align(v: usize, a: usize) -> usize {
+        v.div_ceil(a) * a
+    }
+
+    impl OwnedRegion {
+        /// Allocates and lays out the region; every slot gets its own buffer
+        /// (indices from 2 upwards), as netmap does at registration.
+        pub(crate) fn new(g: &Geometry) -> OwnedRegion {
+            let total_rings: usize = g.rings.iter().map(Vec::len).sum();
+            let if_size = core::mem::size_of::<netmap_if>() + 8 * total_rings;
+            let mut off = align(if_size, 4096);
+            let mut ring_offs = Vec::with_capacity(total_rings);
+            for n in g.rings.iter().flatten() {
+                ring_offs.push(off);
+                off = align(off + RING_SLOTS_OFFSET + 16 * *n as usize, 4096);
             }
-        }
-        let mut next_buf = ffi::FIRST_VALID_BUF;
-        for (k, o) in ring_offs.iter().enumerate() {
-            let n = *g.rings.iter().flatten().nth(k).unwrap_or(&0);
-            // SAFETY: o + 256 + 16 n <= bufs_off <= len (layout above).
+            let bufs_off = off;
+            let slots: u32 = g.rings.iter().flatten().sum();
+            let nbufs = ffi::FIRST_VALID_BUF + slots;
+            let len = bufs_off + nbufs as usize * g.buf_size as usize;
+            let layout = match AllocLayout::from_size_align(len, 4096) {
+                Ok(l) => l,
+                Err(e) => panic!("in-memory netmap region of {len} bytes: {e}"),
+            };
+            // SAFETY: layout has non-zero size.
+            let raw = unsafe { alloc::alloc_zeroed(layout) };
+            let Some(base) = NonNull::new(raw) else {
+                alloc::handle_alloc_error(layout)
+            };
+            let region = OwnedRegion {
+                base,
+                layout,
+                nifp_off: 0,
+                nbufs,
+            };
+
+            let mut nifp = netmap_if {
+                ni_name: [0; 16],
+                ni_version: u32::from(ffi::NETMAP_API),
+                ni_flags: 0,
+                ni_tx_rings: g.rings[0].len() as u32,
+                ni_rx_rings: g.rings[2].len() as u32,
+                ni_bufs_head: 0,
+                ni_spare1: [g.rings[1].len() as u32, g.rings[3].len() as u32, 0, 0, 0],
+                ring_ofs: [],
+            };
+            for (d, s) in nifp.ni_name.iter_mut().zip(b"mem0") {
+                *d = *s as _;
+            }
+            // SAFETY: the region is at least if_size long, aligned, and ours.
             unsafe {
-                let r = base.as_ptr().add(*o).cast::<ffi::netmap_ring>();
-                ptr::write(ptr::addr_of_mut!((*r).buf_ofs), (bufs_off - o) as i64);
-                ptr::write(ptr::addr_of_mut!((*r).num_slots), n);
-                ptr::write(ptr::addr_of_mut!((*r).nr_buf_size), g.buf_size);
-                let slots = base
+                ptr::write(base.as_ptr().cast::<netmap_if>(), nifp);
+                let ofs = base
                     .as_ptr()
-                    .add(o + RING_SLOTS_OFFSET)
-                    .cast::<ffi::netmap_slot>();
-                for i in 0..n as usize {
-                    ptr::write(ptr::addr_of_mut!((*slots.add(i)).buf_idx), next_buf);
-                    next_buf += 1;
+                    .add(core::mem::size_of::<netmap_if>())
+                    .cast::<i64>();
+                for (i, o) in ring_offs.iter().enumerate() {
+                    ptr::write(ofs.add(i), *o as i64);
                 }
             }
+            let mut next_buf = ffi::FIRST_VALID_BUF;
+            for (k, o) in ring_offs.iter().enumerate() {
+                let n = *g.rings.iter().flatten().nth(k).unwrap_or(&0);
+                // SAFETY: o + 256 + 16 n <= bufs_off <= len (layout above).
+                unsafe {
+                    let r = base.as_ptr().add(*o).cast::<ffi::netmap_ring>();
+                    ptr::write(ptr::addr_of_mut!((*r).buf_ofs), (bufs_off - o) as i64);
+                    ptr::write(ptr::addr_of_mut!((*r).num_slots), n);
+                    ptr::write(ptr::addr_of_mut!((*r).nr_buf_size), g.buf_size);
+                    let slots = base
+                        .as_ptr()
+                        .add(o + RING_SLOTS_OFFSET)
+                        .cast::<ffi::netmap_slot>();
+                    for i in 0..n as usize {
+                        ptr::write(ptr::addr_of_mut!((*slots.add(i)).buf_idx), next_buf);
+                        next_buf += 1;
+                    }
+                }
+            }
+            region
         }
-        region
+
+        pub(crate) fn base(&self) -> NonNull<u8> {
+            self.base
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.layout.size()
+        }
     }
 
-    pub(crate) fn base(&self) -> NonNull<u8> {
-        self.base
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.layout.size()
-    }
-}
-
-impl Drop for OwnedRegion {
-    fn drop(&mut self) {
-        // SAFETY: allocated in new() with this very layout.
-        unsafe { alloc::dealloc(self.base.as_ptr(), self.layout) }
+    impl Drop for OwnedRegion {
+        fn drop(&mut self) {
+            // SAFETY: allocated in new() with this very layout.
+            unsafe { alloc::dealloc(self.base.as_ptr(), self.layout) }
+        }
     }
 }

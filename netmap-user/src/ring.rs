@@ -44,12 +44,12 @@ pub(crate) struct RawRing {
     n: u32,
 }
 
-/// A copy of one slot's fields.
+/// A copy of one slot's fields (`struct netmap_slot` less `ptr`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct SlotInfo {
-    pub buf_idx: u32,
-    pub len: u16,
-    pub flags: u16,
+pub(crate) struct SlotInfo {
+    pub(crate) buf_idx: u32,
+    pub(crate) len: u16,
+    pub(crate) flags: u16,
 }
 
 impl RawRing {
@@ -122,8 +122,14 @@ impl RawRing {
         self.n
     }
 
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn buf_size(&self) -> u32 {
         self.buf_size
+    }
+
+    /// Buffers of the pool that lie inside the region.
+    pub(crate) fn nbufs(&self) -> u32 {
+        self.nbufs
     }
 
     pub(crate) fn region(&self) -> NonNull<u8> {
@@ -172,12 +178,14 @@ impl RawRing {
     }
 
     /// Kernel side (the in-memory port only): publish `tail`.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn set_tail(&self, v: u32) {
         // SAFETY: header inside the live region (type invariant).
         unsafe { ptr::write_volatile(addr_of_mut!((*self.ring.as_ptr()).tail), v) }
     }
 
     /// Writes the fixed header fields (the in-memory port only).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn init_header(&self, ringid: u16, dir: u16) {
         // SAFETY: header inside the live region (type invariant).
         unsafe {
@@ -247,6 +255,7 @@ impl RawRing {
     }
 
     /// Copies `len` bytes out of buffer `idx` (the in-memory port's NIC).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn read_buf(&self, idx: u32, len: usize) -> Option<Vec<u8>> {
         let p = self.buf_ptr(idx)?;
         let len = len.min(self.buf_size as usize);
@@ -256,6 +265,7 @@ impl RawRing {
     }
 
     /// Copies `data` into buffer `idx` (the in-memory port's NIC).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn write_buf(&self, idx: u32, data: &[u8]) -> bool {
         match self.buf_ptr(idx) {
             Some(p) if data.len() <= self.buf_size as usize => {
@@ -276,13 +286,18 @@ pub(crate) struct RingState {
     pub(crate) head: u32,
     /// `tail` as the kernel left it at the last sync.
     pub(crate) tail: u32,
+    /// The `head` the kernel saw at the last sync: the slots in
+    /// `[published, head)` were released since.
+    pub(crate) published: u32,
 }
 
 impl RingState {
     pub(crate) fn new(raw: RawRing) -> RingState {
+        let head = raw.head();
         RingState {
-            head: raw.head(),
+            head,
             tail: raw.tail(),
+            published: head,
             raw,
         }
     }
@@ -340,20 +355,25 @@ pub struct Frame<'p> {
 }
 
 impl<'p> Frame<'p> {
-    /// A frame reassembled from an `NS_MOREFRAG` chain.
-    pub(crate) fn gathered(data: &'p [u8]) -> Frame<'p> {
+    /// A frame that is not in a netmap buffer, e.g. one reassembled from an
+    /// `NS_MOREFRAG` chain by copying.
+    pub fn gathered(data: &'p [u8]) -> Frame<'p> {
         Frame { data, flags: 0 }
     }
 
+    /// The frame's bytes: `len` bytes of the slot's buffer, from the
+    /// Ethernet destination address on (no FCS).
     pub fn data(&self) -> &'p [u8] {
         self.data
     }
 
+    /// Length in bytes (`netmap_slot.len`).
     #[inline]
     pub fn len(&self) -> usize {
         self.data.len()
     }
 
+    /// Whether the frame has no byte.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
@@ -404,12 +424,13 @@ impl<'p> RxRing<'p> {
         RxRing { st }
     }
 
-    /// Frames waiting to be consumed.
+    /// Slots waiting to be consumed (`[head, tail)`).
     #[inline]
     pub fn len(&self) -> usize {
         self.st.avail() as usize
     }
 
+    /// Whether no slot waits.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.st.avail() == 0
@@ -437,9 +458,10 @@ impl<'p> RxRing<'p> {
         Some(check_slot(&self.st.raw, s).map(|()| {
             let p = self.st.raw.buf_ptr(s.buf_idx).map(NonNull::as_ptr);
             // SAFETY: the slot is user-owned (inside [head, tail)), its buffer
-            // index and length were validated against the pool, and no safe
-            // API writes this buffer before the next sync, which needs the
-            // port borrow 'p to end.
+            // index and length were validated against the pool, the port's
+            // ledger guarantees no other user-owned slot holds this buffer
+            // (so no TxSlot can write it), and the kernel writes it only
+            // during a sync, which needs the port borrow 'p to end.
             let data = unsafe {
                 core::slice::from_raw_parts(p.unwrap_or(ptr::null_mut()), s.len as usize)
             };
@@ -547,8 +569,10 @@ impl<'p> RxRing<'p> {
     /// Moves a run of plain frames (one slot each, valid buffer, length
     /// `min_len..=buf_size`) zero-copy to `tx`, at most `max`. Stops at the
     /// first slot that is anything else, or when either ring runs out, and
-    /// leaves that slot for the careful path. Returns the frames moved.
-    pub(crate) fn move_plain(&mut self, tx: &mut TxRing<'_>, max: usize, min_len: u16) -> usize {
+    /// leaves that slot for a careful look ([`RxRing::peek_chain`]). Returns
+    /// the frames moved. It is [`RxRing::move_to`] for a batch: one slot load
+    /// and store per side and no per-frame checks beyond the four above.
+    pub fn move_run(&mut self, tx: &mut TxRing<'_>, max: usize, min_len: u16) -> usize {
         if self.st.raw.region() != tx.st.raw.region() {
             return 0;
         }
@@ -639,13 +663,19 @@ impl TxSlot<'_, '_> {
         self.buf
     }
 
-    /// Sets the frame length; fails if it exceeds the buffer.
+    /// Sets the frame length in bytes.
+    ///
+    /// # Errors
+    /// [`SendError::TooLong`] when `len` exceeds the buffer (or 65535, the
+    /// largest `netmap_slot.len`); the length is then unchanged.
     pub fn set_len(&mut self, len: usize) -> Result<(), SendError> {
-        if len > self.buf.len() {
-            return Err(SendError::TooLong(len));
+        match u16::try_from(len) {
+            Ok(l) if len <= self.buf.len() => {
+                self.len = l;
+                Ok(())
+            }
+            _ => Err(SendError::TooLong(len)),
         }
-        self.len = len as u16;
-        Ok(())
     }
 
     /// Queues the frame: it leaves at the next TX sync.
@@ -671,14 +701,16 @@ impl<'p> TxRing<'p> {
         self.st.avail() as usize
     }
 
+    /// Whether no slot is free: backpressure until the next TX sync.
     #[inline]
     pub fn is_full(&self) -> bool {
         self.st.avail() == 0
     }
 
-    /// Size of one buffer: the largest frame one slot carries.
+    /// The largest frame one slot carries, in bytes: the buffer size
+    /// (`nr_buf_size`), capped at 65535 (`netmap_slot.len` is 16 bits).
     pub fn buf_size(&self) -> usize {
-        self.st.raw.buf_size as usize
+        (self.st.raw.buf_size as usize).min(usize::from(u16::MAX))
     }
 
     /// Reserves the next free slot for in-place writing.
@@ -688,15 +720,18 @@ impl<'p> TxRing<'p> {
             return Err(SendError::Full);
         }
         let s = self.st.raw.slot(self.st.head);
-        let size = self.st.raw.buf_size as usize;
+        let size = self.buf_size();
         let p = self
             .st
             .raw
             .buf_ptr(s.buf_idx)
             .ok_or(SendError::BadSlot(s.buf_idx))?;
         // SAFETY: the slot is user-owned (inside [head, tail)) and its buffer
-        // index is in the pool; buffers are owned by exactly one slot, so no
-        // Frame aliases it, and the &mut borrow of the ring makes it unique.
+        // index is in the pool. The port's ledger (owners.rs) refused any
+        // sync that would put one buffer in two user-owned slots, and moves
+        // only swap buffers between user-owned slots, so no Frame and no
+        // other TxSlot can point at this buffer; the &mut borrow of the ring
+        // keeps this one unique until it is committed or dropped.
         let buf = unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), size) };
         Ok(TxSlot {
             ring: self,

@@ -1,21 +1,28 @@
 //! Human durations: `10ms`, `250us`, `1s`, `1.5ms`, `off` / `0`.
 //!
 //! Everything is kept in whole microseconds, the unit of the kernel's
-//! `watchdog_us` sysctl.
+//! `watchdog_us` sysctl. Errors are sentences for the user.
 
 use std::time::Duration;
 
-/// Kernel limits for `dev.em.N.tunnel.watchdog_us` (CONTRACT.md).
+/// Shortest non-zero `dev.em.N.tunnel.watchdog_us` the agent accepts
+/// (netmap_tun(4)).
 pub const WATCHDOG_MIN_US: u64 = 1_000;
+/// Longest `watchdog_us` the agent accepts (netmap_tun(4)).
 pub const WATCHDOG_MAX_US: u64 = 10_000_000;
 
-/// A watchdog period as the kernel stores it: 0 is off.
+/// A watchdog period as the kernel stores it, in microseconds: 0 is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watchdog {
+    /// The period in microseconds; 0 is off.
     pub us: u64,
 }
 
-/// Parse a duration. `Ok(None)` means "off" (`off` or a bare `0`).
+/// Parses a duration. `Ok(None)` means "off" (`off` or a bare `0`).
+///
+/// # Errors
+/// A message naming the problem: no unit, unknown unit, not a number, too
+/// large, finer than a microsecond.
 pub fn parse(text: &str) -> Result<Option<Duration>, String> {
     let s = text.trim();
     if s.is_empty() {
@@ -75,6 +82,9 @@ pub fn parse(text: &str) -> Result<Option<Duration>, String> {
 
 /// A watchdog period: `off`/`0`, or 1ms ..= 10s. A bare number is
 /// microseconds, like the `watchdog_us` sysctl (`20000` = `20ms`).
+///
+/// # Errors
+/// As [`parse`], and outside the agent's range.
 pub fn parse_watchdog(text: &str) -> Result<Watchdog, String> {
     let t = text.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
@@ -95,6 +105,9 @@ pub fn parse_watchdog(text: &str) -> Result<Watchdog, String> {
 }
 
 /// Range check shared by the parser and by `run` (which reads the kernel value).
+///
+/// # Errors
+/// When `us` is neither 0 nor within `WATCHDOG_MIN_US..=WATCHDOG_MAX_US`.
 pub fn check_watchdog_us(us: u64) -> Result<(), String> {
     if us != 0 && us < WATCHDOG_MIN_US {
         return Err(format!(
@@ -113,7 +126,11 @@ pub fn check_watchdog_us(us: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// A positive interval (for `watch --interval` and `run --interval`); `off` is refused.
+/// A positive interval (for `watch --interval` and `--poll interval:D`);
+/// `off` is refused.
+///
+/// # Errors
+/// As [`parse`], and for zero or `off`.
 pub fn parse_interval(text: &str) -> Result<Duration, String> {
     match parse(text)? {
         None => Err(format!("interval `{}` must be positive", text.trim())),

@@ -9,6 +9,7 @@ extern "C" fn raise(_sig: libc::c_int) {
 }
 
 /// Installs handlers for SIGINT and SIGTERM that set the returned flag.
+/// A poll loop that checks it ends cleanly, releasing its port.
 pub fn stop_on_signals() -> &'static AtomicBool {
     let handler = raise as extern "C" fn(libc::c_int) as libc::sighandler_t;
     for sig in [libc::SIGINT, libc::SIGTERM] {

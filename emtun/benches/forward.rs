@@ -5,8 +5,8 @@
 //! sync bookkeeping. Each element is one frame moved NIC -> host stack.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use netmap_user::mem::{self, MemConfig};
-use netmap_user::{Engine, PollMode, Tunnel, TunnelConfig};
+use emtun::netmap_user::mem::{self, MemConfig};
+use emtun::{Engine, PollMode, Tunnel, TunnelConfig};
 
 fn forward(c: &mut Criterion) {
     let mut g = c.benchmark_group("forward");

@@ -5,8 +5,8 @@
 //! application, which answers every signal frame. Prints the counters, then
 //! shows what a stalled client sees when the kernel revokes the port.
 
-use netmap_user::mem::{self, MemConfig};
-use netmap_user::{App, Error, EtherType, Frame, PollMode, Sender, Tunnel, TunnelConfig};
+use emtun::netmap_user::mem::{self, MemConfig};
+use emtun::{App, Error, EtherType, Frame, PollMode, Sender, Tunnel, TunnelConfig};
 
 struct Responder {
     answered: u64,
@@ -35,7 +35,18 @@ fn frame(ethertype: u16, n: u32, len: usize) -> Vec<u8> {
     f
 }
 
+/// Runs the tunnel on an in-memory port and prints its counters (no
+/// options; needs no FreeBSD, no root).
+#[derive(clap::Parser)]
+#[command(about = "The emtun tunnel on the in-memory netmap port: counters, then a revoke")]
+struct Args {
+    /// Frames from each side (wire and host stack).
+    #[arg(long, default_value_t = 100_000)]
+    frames: u32,
+}
+
 fn main() -> Result<(), Error> {
+    let args = <Args as clap::Parser>::parse();
     let cfg = MemConfig {
         hw_rings: 2,
         hw_slots: 256,
@@ -44,12 +55,12 @@ fn main() -> Result<(), Error> {
     };
     let (port, nic) = mem::port(&cfg);
     let tc = TunnelConfig::default()
-        .claim(EtherType::EMTUN_SIGNAL)
+        .claim(EtherType::EMTUN_SIGNAL)?
         .poll(PollMode::Busy);
     let mut tun = Tunnel::with_port(port, tc);
     let mut app = Responder { answered: 0 };
 
-    let total = 100_000u32;
+    let total = args.frames;
     for n in 0..total {
         let ty = match n % 4 {
             0 => 0x88b5,
@@ -97,7 +108,7 @@ fn main() -> Result<(), Error> {
 
     nic.revoke();
     match tun.round(&mut app) {
-        Err(e @ Error::Revoked) => println!("after revoke: {e}"),
+        Err(e) if e.is_revoked() => println!("after revoke: {e}"),
         other => println!("after revoke: unexpected {other:?}"),
     }
     Ok(())

@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use netmap_user::{
-    hw_addr, signal, App, Error, EtherType, Frame, PollMode, Sender, Tunnel, TunnelConfig,
-};
+use emtun::agent::{Node, State};
+use emtun::netmap_user::ifnet::if_info;
+use emtun::netmap_user::sysctl::Kern;
+use emtun::{signal, App, Error, EtherType, Frame, IfName, PollMode, Sender, Tunnel, TunnelConfig};
 use nix::sys::resource::{getrusage, UsageWho};
 
 const PAYLOAD: usize = 50;
@@ -35,17 +36,21 @@ enum Role {
 #[derive(Parser)]
 #[command(about = "50-octet signal pairs over netmap (claimed EtherType) or UDP")]
 struct Args {
-    /// Interface for the netmap path.
+    /// Interface for the netmap path (em or igb; an unarmed port runs as a
+    /// plain netmap client without the kernel watchdog).
     iface: Option<String>,
+    /// client sends pings and measures; server answers them.
     #[arg(long, value_enum)]
     role: Role,
-    /// Use UDP sockets (kernel path) to this address instead of netmap.
+    /// Use UDP sockets (kernel path) to this address instead of netmap
+    /// (server: the address to bind).
     #[arg(long, value_name = "ADDR:PORT")]
     udp: Option<String>,
-    /// Peer MAC (default: broadcast).
-    #[arg(long)]
+    /// Peer MAC address, aa:bb:cc:dd:ee:ff (default: broadcast).
+    #[arg(long, value_name = "MAC")]
     peer: Option<String>,
-    #[arg(long, default_value = "0x88b5")]
+    /// EtherType of the signal frames, claimed on the netmap path.
+    #[arg(long, default_value = "0x88b5", value_name = "TYPE")]
     ethertype: EtherType,
     /// Pairs to exchange (client) or to answer before exiting (server, 0 = until signalled).
     #[arg(long, default_value_t = 100_000)]
@@ -53,10 +58,12 @@ struct Args {
     /// Pings in flight (1 = strict ping-pong, for RTT).
     #[arg(long, default_value_t = 1)]
     window: u64,
+    /// How the netmap loop waits when idle: busy, interval or interval:DURATION.
+    #[arg(long, default_value = "interval:1ms", value_name = "MODE")]
+    poll: PollMode,
+    /// Same as --poll busy (kept for scripts).
     #[arg(long)]
     busy: bool,
-    #[arg(long, default_value_t = 1000)]
-    interval_us: u64,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -226,19 +233,27 @@ impl App for Ponger<'_> {
 }
 
 fn run_netmap(a: &Args, iface: &str) -> Result<(), Error> {
-    let poll = if a.busy {
-        PollMode::Busy
-    } else {
-        PollMode::Interval(Duration::from_micros(a.interval_us.max(1)))
-    };
-    let mut tun = Tunnel::open(iface, TunnelConfig::default().claim(a.ethertype).poll(poll))?;
+    let poll = if a.busy { PollMode::Busy } else { a.poll };
+    let name = IfName::new(iface)?;
+    let mut cfg = TunnelConfig::default().claim(a.ethertype)?.poll(poll);
+    // A peer that only measures may use an unarmed port: say so, plainly.
+    let armed = Node::of(&name)
+        .and_then(|n| n.state(&Kern).ok())
+        .is_some_and(|s| s != State::Default);
+    if !armed {
+        eprintln!("pingpong: {iface} is not armed: plain netmap client, no kernel watchdog");
+        cfg = cfg.unprotected();
+    }
+    let mut tun = Tunnel::open(iface, cfg)?;
     let stop = signal::stop_on_signals();
     let done = AtomicBool::new(false);
     let cpu0 = cpu_secs();
     let start = Instant::now();
     let mut tally = match a.role {
         Role::Client => {
-            let src = hw_addr(iface).unwrap_or([0x02, 0, 0, 0, 0, 1]);
+            let src = if_info(&name)
+                .and_then(|i| i.mac)
+                .unwrap_or([0x02, 0, 0, 0, 0, 1]);
             let dst = a.peer.as_deref().and_then(parse_mac).unwrap_or([0xff; 6]);
             let mut hdr = [0u8; 14];
             hdr[..6].copy_from_slice(&dst);
@@ -306,7 +321,7 @@ fn run_bounded<A: App>(
         }
         let n = tun.round(app)?;
         if let (0, PollMode::Interval(d), Some(p)) = (n, poll, tun.port()) {
-            p.wait(Some(d))?;
+            p.wait(Some(d)).map_err(Error::from)?;
         }
     }
     Ok(())
@@ -378,7 +393,9 @@ fn run_udp(a: &Args, addr: &str) -> std::io::Result<()> {
 fn main() -> ExitCode {
     let a = Args::parse();
     let r = match (&a.udp, &a.iface) {
-        (Some(addr), _) => run_udp(&a, addr).map_err(Error::from),
+        (Some(addr), _) => {
+            run_udp(&a, addr).map_err(|e| Error::from(emtun::netmap_user::Error::from(e)))
+        }
         (None, Some(iface)) => run_netmap(&a, iface),
         (None, None) => {
             eprintln!("pingpong: give an interface, or --udp ADDR:PORT");
@@ -387,8 +404,8 @@ fn main() -> ExitCode {
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Revoked) => {
-            eprintln!("pingpong: {}", Error::Revoked);
+        Err(e) if e.is_revoked() => {
+            eprintln!("pingpong: {e}");
             ExitCode::from(3)
         }
         Err(e) => {

@@ -11,28 +11,32 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use netmap_user::{signal, Error, EtherType, PollMode, Stats, Tunnel, TunnelConfig};
+use emtun::{signal, Error, EtherType, PollMode, Stats, Tunnel, TunnelConfig};
 
 #[derive(Parser)]
 #[command(about = "Tunnel kernel traffic through user space over a netmap port")]
 struct Args {
-    /// Interface (em or igb).
+    /// Interface (em or igb, armed with `emtunctl arm`).
     iface: String,
-    /// Claim an EtherType for the application (repeatable).
+    /// Claim an EtherType for the application: 0x88b5 or decimal (repeatable).
     #[arg(long, value_name = "TYPE")]
     claim: Vec<EtherType>,
-    /// Busy-poll instead of sleeping in poll(2).
+    /// How the loop waits when idle: busy, interval or interval:DURATION.
+    #[arg(long, default_value = "interval:1ms", value_name = "MODE")]
+    poll: PollMode,
+    /// Same as --poll busy.
     #[arg(long, conflicts_with = "interval_us")]
     busy: bool,
-    /// Poll interval in microseconds when idle.
-    #[arg(long, default_value_t = 1000)]
-    interval_us: u64,
+    /// Same as --poll interval:Nus.
+    #[arg(long, value_name = "N")]
+    interval_us: Option<u64>,
     /// Print the counters every N seconds (0: only at exit).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "N")]
     stats_every: u64,
-    /// Allow NICs other than em/igb.
+    /// Also open ports the kernel agent does not protect (other NICs,
+    /// unarmed ports): no watchdog.
     #[arg(long)]
-    any_nic: bool,
+    unprotected: bool,
 }
 
 fn print_stats(iface: &str, s: &Stats, secs: f64) {
@@ -44,18 +48,19 @@ fn print_stats(iface: &str, s: &Stats, secs: f64) {
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    let poll = if a.busy {
-        PollMode::Busy
-    } else {
-        PollMode::Interval(Duration::from_micros(a.interval_us.max(1)))
+    let poll = match (a.busy, a.interval_us) {
+        (true, _) => PollMode::Busy,
+        (false, Some(us)) => PollMode::Interval(Duration::from_micros(us.max(1))),
+        (false, None) => a.poll,
     };
-    let mut cfg = TunnelConfig::default().poll(poll);
-    for t in &a.claim {
-        cfg = cfg.claim(*t);
-    }
-    if a.any_nic {
-        cfg = cfg.allow_any_nic();
-    }
+    let cfg = match TunnelConfig::default().poll(poll).claim_all(&a.claim) {
+        Ok(c) if a.unprotected => c.unprotected(),
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fwd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut tun = match Tunnel::open(&a.iface, cfg) {
         Ok(t) => t,
         Err(e) => {
@@ -88,7 +93,7 @@ fn main() -> ExitCode {
                 r = tun
                     .round(&mut app)
                     .and_then(|n| match (n, poll, tun.port()) {
-                        (0, PollMode::Interval(d), Some(p)) => p.wait(Some(d)),
+                        (0, PollMode::Interval(d), Some(p)) => p.wait(Some(d)).map_err(Error::from),
                         _ => Ok(()),
                     });
             }
@@ -99,8 +104,8 @@ fn main() -> ExitCode {
     print_stats(&a.iface, &tun.stats(), start.elapsed().as_secs_f64());
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Revoked) => {
-            eprintln!("fwd: {}: revoked: {}", a.iface, Error::Revoked);
+        Err(e) if e.is_revoked() => {
+            eprintln!("fwd: {}: revoked: {e}", a.iface);
             ExitCode::from(3)
         }
         Err(e) => {

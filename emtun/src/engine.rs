@@ -11,9 +11,9 @@
 //! everything behind it on its ring: per-ring order is kept and a full ring
 //! is backpressure, never a loss. `NS_MOREFRAG` chains move whole.
 
+use netmap_user::{Frame, MoveError, Rings, RxRing, SendError, SlotError, TxRing, TxSlot};
+
 use crate::classify::{ClaimSet, Class};
-use crate::port::Rings;
-use crate::ring::{Frame, MoveError, RxRing, SendError, SlotError, TxRing, TxSlot};
 use crate::stats::Stats;
 
 /// Shortest frame that carries an Ethernet header.
@@ -44,6 +44,11 @@ pub struct Sender<'r, 'p> {
 
 impl<'p> Sender<'_, 'p> {
     /// Copies `frame` into the next free slot.
+    ///
+    /// # Errors
+    /// [`SendError::Full`] when the ring has no free slot until the next
+    /// sync (backpressure), [`SendError::TooLong`] when the frame exceeds a
+    /// buffer; nothing is queued then.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
         let ring = self.ring.as_deref_mut().ok_or(SendError::Full)?;
         ring.send(frame)?;
@@ -53,6 +58,10 @@ impl<'p> Sender<'_, 'p> {
 
     /// Builds a frame in place: `fill` writes into the buffer and returns the
     /// frame length (0 abandons the slot).
+    ///
+    /// # Errors
+    /// As [`Sender::send`]; `TooLong` when `fill` returns more than the
+    /// buffer holds.
     pub fn send_with(&mut self, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<(), SendError> {
         let ring = self.ring.as_deref_mut().ok_or(SendError::Full)?;
         let mut slot: TxSlot<'_, 'p> = ring.reserve()?;
@@ -108,6 +117,7 @@ impl Engine {
         self
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -213,7 +223,7 @@ impl Engine {
             // at them; anything else takes the careful path below.
             if self.claims.is_empty() && !self.copy {
                 if let Some(h) = host.as_deref_mut() {
-                    let n = rx.move_plain(h, self.batch - done, ETH_HLEN);
+                    let n = rx.move_run(h, self.batch - done, ETH_HLEN);
                     self.stats.to_host += n as u64;
                     done += n;
                     if done == self.batch {
@@ -287,7 +297,7 @@ impl Engine {
         let mut done = 0;
         while done < self.batch {
             if !self.copy {
-                let n = rx.move_plain(tx, self.batch - done, ETH_HLEN);
+                let n = rx.move_run(tx, self.batch - done, ETH_HLEN);
                 self.stats.from_host += n as u64;
                 done += n;
                 if done == self.batch {

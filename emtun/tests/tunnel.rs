@@ -3,8 +3,9 @@
 mod common;
 
 use common::{frame, seq_of};
-use netmap_user::mem::{self, MemConfig};
-use netmap_user::{Drops, Error, EtherType, Frame, PollMode, Sender, Tunnel, TunnelConfig};
+use emtun::netmap_user::mem::{self, MemConfig};
+use emtun::netmap_user::{Error as NetmapError, RingId};
+use emtun::{Drops, Error, EtherType, Frame, PollMode, Sender, Tunnel, TunnelConfig};
 use std::sync::atomic::AtomicBool;
 
 const SIG: u16 = 0x88b5;
@@ -13,7 +14,7 @@ fn tunnel(cfg: &MemConfig, claims: &[u16]) -> (Tunnel<mem::Mem>, mem::MemNic) {
     let (port, nic) = mem::port(cfg);
     let mut tc = TunnelConfig::default().poll(PollMode::Busy);
     for t in claims {
-        tc = tc.claim(EtherType(*t));
+        tc = tc.claim(EtherType(*t)).expect("claimable");
     }
     (Tunnel::with_port(port, tc), nic)
 }
@@ -142,14 +143,20 @@ fn revocation_yields_revoked_and_releases_the_port() {
     rounds(&mut t, &mut app, 2);
     nic.revoke();
     let mut sink = |_: &[u8]| {};
-    assert!(matches!(t.round(&mut sink), Err(Error::Revoked)));
+    assert!(matches!(
+        t.round(&mut sink),
+        Err(Error::Netmap(NetmapError::Revoked))
+    ));
     assert!(t.port().is_none(), "the port was released");
     assert!(
-        matches!(t.round(&mut sink), Err(Error::Revoked)),
+        matches!(t.round(&mut sink), Err(Error::Netmap(NetmapError::Revoked))),
         "and stays released"
     );
     let stop = AtomicBool::new(false);
-    assert!(matches!(t.run_until(&stop, &mut sink), Err(Error::Revoked)));
+    assert!(matches!(
+        t.run_until(&stop, &mut sink),
+        Err(Error::Netmap(NetmapError::Revoked))
+    ));
 }
 
 #[test]
@@ -163,7 +170,10 @@ fn revocation_seen_by_poll_is_revoked_too() {
     t.round(&mut sink).unwrap();
     nic.revoke();
     let stop = AtomicBool::new(false);
-    assert!(matches!(t.run_until(&stop, &mut sink), Err(Error::Revoked)));
+    assert!(matches!(
+        t.run_until(&stop, &mut sink),
+        Err(Error::Netmap(NetmapError::Revoked))
+    ));
 }
 
 #[test]
@@ -178,24 +188,24 @@ fn run_until_returns_when_stopped() {
 fn runts_oversize_and_bad_buffers_are_counted_without_touching_memory() {
     let (mut t, nic) = tunnel(&MemConfig::default(), &[SIG]);
     nic.wire_send(0, &[0u8; 10]).unwrap(); // runt
-    nic.wire_send(0, &frame(0x0800, 1, 64)).unwrap(); // becomes oversize
+    nic.wire_send(0, &frame(0x0800, 1, 64)).unwrap(); // the NIC says 9000 bytes
     nic.wire_send(0, &frame(0x0800, 2, 64)).unwrap(); // good
-    let mut port_rounds = 0;
-    // First the frames arrive; corrupt the second before the engine runs.
-    {
-        let port = t.port().unwrap();
-        port.rxsync().unwrap();
-        port_rounds += 1;
-    }
-    nic.corrupt_rx_len(0, 1, 9000);
+    nic.inject_rx_len(0, 1, 9000);
     let mut app = Vec::new();
     rounds(&mut t, &mut app, 2);
     let s = t.stats();
     assert_eq!(s.dropped.runt, 1);
     assert_eq!(s.dropped.oversize, 1);
     assert_eq!(s.to_host, 1);
-    assert_eq!(nic.stack_take().len(), 1);
-    assert!(port_rounds == 1);
+    let up = nic.stack_take();
+    assert_eq!(up.len(), 1);
+    assert_eq!(
+        seq_of(&up[0].1),
+        2,
+        "the good frame, and only it, reached the stack"
+    );
+    assert!(app.is_empty());
+    assert_eq!(nic.counters().violations, 0);
     nic.check_buffers().unwrap();
 }
 
@@ -204,8 +214,7 @@ fn a_bad_buf_idx_is_dropped_and_the_kernel_reset_is_reported() {
     let (mut t, nic) = tunnel(&MemConfig::default(), &[]);
     nic.wire_send(0, &frame(0x0800, 1, 64)).unwrap();
     nic.wire_send(0, &frame(0x0800, 2, 64)).unwrap();
-    t.port().unwrap().rxsync().unwrap();
-    nic.corrupt_rx_buf_idx(0, 0, 0xdead_beef);
+    nic.inject_rx_buf_idx(0, 0, 0xdead_beef);
     let mut sink = |_: &[u8]| {};
     // The engine skips the slot without dereferencing it; the kernel then
     // finds the bad index on the released slot and resets the ring.
@@ -214,7 +223,10 @@ fn a_bad_buf_idx_is_dropped_and_the_kernel_reset_is_reported() {
     assert_eq!(t.stats().to_host, 1);
     let r = t.round(&mut sink);
     assert!(
-        matches!(r, Err(Error::RingReinit(netmap_user::RingId::HwRx(0)))),
+        matches!(
+            r,
+            Err(Error::Netmap(NetmapError::RingReinit(RingId::HwRx(0))))
+        ),
         "{r:?}"
     );
     assert_eq!(nic.counters().reinits, 1);
@@ -236,18 +248,41 @@ fn a_ring_reinit_is_reported_not_followed() {
             .send(&frame(0x0800, 1, 64))
             .unwrap();
     }
-    nic.corrupt_tx_buf_idx(0, 0, 1);
+    nic.inject_tx_buf_idx(0, 0, 1);
     match t.round(&mut sink) {
-        Err(Error::RingReinit(id)) => assert_eq!(id.to_string(), "hw TX 0"),
+        Err(Error::Netmap(NetmapError::RingReinit(id))) => assert_eq!(id.to_string(), "hw TX 0"),
         other => panic!("expected RingReinit, got {other:?}"),
     }
     assert_eq!(nic.counters().reinits, 1);
     assert!(t.port().is_none(), "a port the kernel reset is released");
+    assert!(t.round(&mut sink).unwrap_err().is_fatal());
+}
+
+#[test]
+fn a_duplicated_buffer_ends_the_tunnel_before_the_app_sees_it() {
+    let (mut t, nic) = tunnel(&MemConfig::default(), &[SIG]);
+    nic.wire_send(0, &frame(SIG, 1, 60)).unwrap();
+    nic.inject_rx_buf_idx(0, 0, 2); // buffer 2 is the free hw TX slot 0
+    let mut seen = 0;
+    let mut app = |_: &[u8]| seen += 1;
+    let r = t.round(&mut app);
+    assert!(
+        matches!(
+            r,
+            Err(Error::Netmap(NetmapError::DuplicateBuffer {
+                buf_idx: 2,
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
+    assert_eq!(seen, 0);
+    assert!(t.port().is_none());
 }
 
 struct Echo;
 
-impl netmap_user::App for Echo {
+impl emtun::App for Echo {
     fn on_frame(&mut self, f: Frame<'_>, tx: &mut Sender<'_, '_>) {
         let mut reply = f.data().to_vec();
         reply[..6].copy_from_slice(&f.data()[6..12]);
@@ -282,7 +317,7 @@ fn the_app_replies_on_the_queue_it_received_on() {
 #[test]
 fn the_app_can_build_frames_in_place() {
     struct Originate(u32);
-    impl netmap_user::App for Originate {
+    impl emtun::App for Originate {
         fn on_frame(&mut self, _f: Frame<'_>, _tx: &mut Sender<'_, '_>) {}
         fn on_pass(&mut self, tx: &mut Sender<'_, '_>) {
             while self.0 < 5 && tx.space() > 0 {

@@ -1,4 +1,4 @@
-//! Per-path counters of the tunnel engine.
+//! Per-path counters of the tunnel engine (frames, not bytes).
 
 /// Frames the engine discarded, by reason. Every discard is counted here;
 /// backpressure is not a discard (the frame waits in its ring).
@@ -15,6 +15,7 @@ pub struct Drops {
 }
 
 impl Drops {
+    /// All discards.
     pub fn total(&self) -> u64 {
         self.runt + self.oversize + self.bad_buf_idx + self.no_host_ring
     }
@@ -31,6 +32,7 @@ pub struct Stats {
     pub to_host: u64,
     /// Host-stack frames moved to the NIC.
     pub from_host: u64,
+    /// Frames discarded, by reason.
     pub dropped: Drops,
     /// Times a destination ring was full and its source had to wait.
     pub backpressure: u64,

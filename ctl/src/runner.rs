@@ -1,41 +1,39 @@
-//! The netmap-user side of `run`: open the tunnel, forward until Ctrl-C or a
-//! revoke, print the engine's counters.
+//! Running `run`: open the tunnel, forward until Ctrl-C or a revoke, print
+//! the engine's counters.
 
-use crate::duration::format_watchdog;
 use crate::error::{CtlError, Result};
-use crate::ethertype;
-use crate::port::{self, Ctx};
-use crate::run::{self, Plan, Poll, Summary};
-use netmap_user::{Backend, PollMode, Tunnel, TunnelConfig};
+use crate::ports::{self, Ctx};
+use crate::run::{self, Plan, Summary};
+use emtun::duration::format_watchdog;
+use emtun::netmap_user::{Backend, Error as NetmapError};
+use emtun::{Error, Tunnel, TunnelConfig};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// The library configuration for a plan.
 pub fn config(plan: &Plan) -> TunnelConfig {
-    let poll = match plan.poll {
-        Poll::Busy => PollMode::Busy,
-        Poll::Interval(d) => PollMode::Interval(d),
-    };
-    plan.claims
-        .iter()
-        .fold(TunnelConfig::default().poll(poll), |cfg, e| {
-            cfg.claim(netmap_user::EtherType(e.0))
-        })
+    let mut cfg = TunnelConfig::default().poll(plan.poll);
+    for t in plan.claims.iter() {
+        // The plan's claims passed the same policy already.
+        cfg = cfg
+            .claim(t)
+            .unwrap_or_else(|_| TunnelConfig::default().poll(plan.poll));
+    }
+    cfg
 }
 
-/// A netmap-user error from opening the port, in emtunctl's terms.
-pub fn open_error(ctx: &Ctx, plan: &Plan, e: netmap_user::Error) -> CtlError {
-    use netmap_user::Error as E;
-    let iface = plan.port.name.clone();
+/// A tunnel error from opening the port, in emtunctl's terms.
+pub fn open_error(ctx: &Ctx, plan: &Plan, e: Error) -> CtlError {
+    let iface = plan.port.ifname.to_string();
     match e {
-        E::Busy(_) => run::busy_error(ctx, &plan.port),
-        E::PermissionDenied(_) => CtlError::NotRoot {
+        Error::Netmap(NetmapError::Busy(_)) => run::busy_error(ctx, &plan.port),
+        Error::Netmap(NetmapError::PermissionDenied(_)) => CtlError::NotRoot {
             action: format!("run {iface} (netmap registration)"),
         },
-        E::NoSuchInterface(_) => CtlError::NoSuchInterface(iface),
-        E::Unsupported => CtlError::NeedsFreeBsd(std::env::consts::OS),
-        E::Revoked => CtlError::Revoked {
+        Error::Netmap(NetmapError::NoSuchInterface(_)) => CtlError::NoSuchInterface(iface),
+        Error::Netmap(NetmapError::Unsupported) => CtlError::NeedsFreeBsd(std::env::consts::OS),
+        Error::Netmap(NetmapError::Revoked) => CtlError::Revoked {
             iface,
             cause: "during registration".into(),
         },
@@ -48,20 +46,14 @@ pub fn open_error(ctx: &Ctx, plan: &Plan, e: netmap_user::Error) -> CtlError {
 pub fn drive<B: Backend>(
     tun: &mut Tunnel<B>,
     stop: &AtomicBool,
-) -> (std::result::Result<(), netmap_user::Error>, Summary) {
+) -> (std::result::Result<(), Error>, Summary) {
     let mut claimed_bytes = 0u64;
     // Claimed frames are counted and released: `run` is a tunnel without an
     // application; the engine already counts them as to_app.
     let mut app = |frame: &[u8]| claimed_bytes += frame.len() as u64;
     let r = tun.run_until(stop, &mut app);
-    let s = tun.stats();
     let summary = Summary {
-        to_app: s.to_app,
-        from_app: s.from_app,
-        to_host: s.to_host,
-        from_host: s.from_host,
-        dropped: s.dropped.total(),
-        rounds: s.rounds,
+        stats: tun.stats(),
         claimed_bytes,
     };
     (r, summary)
@@ -69,14 +61,14 @@ pub fn drive<B: Backend>(
 
 /// `run IFACE` after a successful preflight.
 pub fn run(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> Result<()> {
-    let iface = &plan.port.name;
+    let iface = &plan.port.ifname.to_string();
     // Counters before, to tell a watchdog revoke from an admin one.
-    let before = port::read_counters(ctx, &plan.port).ok();
+    let before = ports::read_counters(ctx, &plan.port).ok();
     let mut tun = Tunnel::open(iface, config(plan)).map_err(|e| open_error(ctx, plan, e))?;
     writeln!(
         out,
         "{iface}: tunneling; claims {}; {}; watchdog {}; Ctrl-C to stop",
-        ethertype::describe(&plan.claims),
+        plan.claims.describe(),
         plan.poll.describe(),
         format_watchdog(plan.watchdog_us)
     )?;
@@ -90,8 +82,8 @@ pub fn run(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> Re
     out.flush()?;
     match r {
         Ok(()) => Ok(()),
-        Err(netmap_user::Error::Revoked) => {
-            let cause = match (before, port::read_counters(ctx, &plan.port)) {
+        Err(e) if e.is_revoked() => {
+            let cause = match (before, ports::read_counters(ctx, &plan.port)) {
                 (Some(b), Ok(a)) => run::revoke_cause(&b, &a, plan.watchdog_us),
                 _ => "watchdog or administrator".into(),
             };
@@ -107,21 +99,20 @@ pub fn run(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ethertype::EtherType;
-    use crate::iface::Driver;
-    use crate::port::Port;
-    use netmap_user::mem::{self, MemConfig};
+    use crate::ports::Port;
+    use emtun::netmap_user::mem::{self, MemConfig};
+    use emtun::{ClaimSet, EtherType, IfName, PollMode};
     use std::sync::atomic::Ordering;
     use std::time::Duration;
 
-    fn plan(claims: Vec<EtherType>, poll: Poll) -> Plan {
+    fn plan(claims: Vec<EtherType>, poll: PollMode) -> Plan {
+        let mut set = ClaimSet::default();
+        for t in claims {
+            set.insert(t).unwrap();
+        }
         Plan {
-            port: Port {
-                name: "em0".into(),
-                driver: Driver::Em,
-                unit: 0,
-            },
-            claims,
+            port: Port::of(&IfName::new("em0").unwrap()).unwrap(),
+            claims: set,
             poll,
             watchdog_us: 10_000,
             warnings: vec![],
@@ -138,11 +129,11 @@ mod tests {
 
     #[test]
     fn config_carries_claims() {
-        let p = plan(vec![EtherType(0x88b5), EtherType(0x88b6)], Poll::Busy);
+        let p = plan(vec![EtherType(0x88b5), EtherType(0x88b6)], PollMode::Busy);
         let cfg = config(&p);
-        assert!(cfg.claims().contains(netmap_user::EtherType(0x88b5)));
-        assert!(cfg.claims().contains(netmap_user::EtherType(0x88b6)));
-        assert!(!cfg.claims().contains(netmap_user::EtherType(0x0800)));
+        assert!(cfg.claims().contains(EtherType(0x88b5)));
+        assert!(cfg.claims().contains(EtherType(0x88b6)));
+        assert!(!cfg.claims().contains(EtherType(0x0800)));
         assert_eq!(cfg.claims().len(), 2);
     }
 
@@ -151,7 +142,7 @@ mod tests {
         let (port, nic) = mem::port(&MemConfig::default());
         let p = plan(
             vec![EtherType(0x88b5)],
-            Poll::Interval(Duration::from_millis(1)),
+            PollMode::Interval(Duration::from_millis(1)),
         );
         let mut tun = Tunnel::with_port(port, config(&p));
         nic.wire_send(0, &frame(0x88b5, 60)).unwrap();
@@ -169,12 +160,12 @@ mod tests {
             drive(&mut tun, &stop)
         });
         assert!(r.is_ok(), "{r:?}");
-        assert_eq!(s.to_app, 2);
+        assert_eq!(s.stats.to_app, 2);
         assert_eq!(s.claimed_bytes, 160);
-        assert_eq!(s.to_host, 1);
-        assert_eq!(s.from_host, 1);
-        assert_eq!(s.dropped, 0);
-        assert!(s.rounds > 0);
+        assert_eq!(s.stats.to_host, 1);
+        assert_eq!(s.stats.from_host, 1);
+        assert_eq!(s.stats.dropped.total(), 0);
+        assert!(s.stats.rounds > 0);
         let up = nic.stack_take();
         assert_eq!(up.len(), 1);
         assert_eq!(&up[0].1[12..14], &[0x08, 0x00]);
@@ -186,34 +177,34 @@ mod tests {
     #[test]
     fn drive_reports_revoke() {
         let (port, nic) = mem::port(&MemConfig::default());
-        let p = plan(vec![], Poll::Busy);
+        let p = plan(vec![], PollMode::Busy);
         let mut tun = Tunnel::with_port(port, config(&p));
         nic.wire_send(0, &frame(0x0800, 60)).unwrap();
         nic.revoke();
         let stop = AtomicBool::new(false);
         let (r, _) = drive(&mut tun, &stop);
-        assert!(matches!(r, Err(netmap_user::Error::Revoked)), "{r:?}");
+        assert!(matches!(&r, Err(e) if e.is_revoked()), "{r:?}");
     }
 
     #[cfg(not(target_os = "freebsd"))]
     #[test]
     fn run_off_freebsd_says_so() {
-        let k = crate::sysctl::mem::MemSysctl::new();
+        let k = emtun::netmap_user::sysctl::mem::MemSysctl::new();
         let i = crate::iface::mem::MemIfaces::default();
         let ctx = Ctx {
             sysctl: &k,
             ifaces: &i,
             euid: 0,
         };
-        let p = plan(vec![], Poll::Busy);
+        let p = plan(vec![], PollMode::Busy);
         let e = run(&ctx, &p, &AtomicBool::new(false), &mut Vec::new()).unwrap_err();
         assert!(matches!(e, CtlError::NeedsFreeBsd(_)), "{e:?}");
     }
 
     #[test]
     fn open_errors_map() {
-        let k = crate::sysctl::mem::MemSysctl::new();
-        use crate::sysctl::mem::{Access, Val};
+        let k = emtun::netmap_user::sysctl::mem::MemSysctl::new();
+        use emtun::netmap_user::sysctl::mem::{Access, Val};
         k.add("dev.em.0.tunnel.owner_pid", Val::Int(555), Access::Ro);
         k.set_proc(555, "other");
         let i = crate::iface::mem::MemIfaces::default();
@@ -222,16 +213,16 @@ mod tests {
             ifaces: &i,
             euid: 0,
         };
-        let p = plan(vec![], Poll::Busy);
-        use netmap_user::Error as E;
-        let e = open_error(&ctx, &p, E::Busy("em0".into()));
+        let p = plan(vec![], PollMode::Busy);
+        use emtun::netmap_user::Error as N;
+        let e = open_error(&ctx, &p, N::Busy("em0".into()).into());
         assert_eq!(e.to_string(), "em0 is already tunneled by pid 555 (other)");
-        let e = open_error(&ctx, &p, E::PermissionDenied("em0".into()));
+        let e = open_error(&ctx, &p, N::PermissionDenied("em0".into()).into());
         assert!(matches!(e, CtlError::NotRoot { .. }));
-        let e = open_error(&ctx, &p, E::Revoked);
+        let e = open_error(&ctx, &p, N::Revoked.into());
         assert!(matches!(e, CtlError::Revoked { .. }));
         assert!(e.to_string().contains("back in default mode"));
-        let e = open_error(&ctx, &p, E::NoNetmap);
+        let e = open_error(&ctx, &p, N::NoNetmap.into());
         assert!(
             e.to_string().starts_with("em0: netmap is not available"),
             "{e}"

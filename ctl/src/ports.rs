@@ -1,10 +1,16 @@
-//! A tunnel-capable port: resolving IFACE to its `dev.<drv>.<unit>.tunnel`
-//! node, reading its state and counters, and writing its knobs.
+//! The tunnel-capable ports of this host: resolving IFACE to its agent
+//! node (`dev.<drv>.<unit>.tunnel`), listing them, reading their status and
+//! writing their knobs.
 
 use crate::error::{CtlError, Owner, Result};
-use crate::iface::{self, Caps, Driver, Ifaces, Link};
-use crate::sysctl::{Sysctl, SysctlError};
-use std::fmt;
+use crate::iface::{Caps, Ifaces};
+use emtun::agent::{Counters, Driver, State};
+use emtun::netmap_user::ifnet::Link;
+use emtun::netmap_user::sysctl::{Sysctl, SysctlError};
+use emtun::IfName;
+
+/// A port is its agent node (the one definition, in emtun).
+pub use emtun::agent::Node as Port;
 
 /// The backends every command runs against.
 pub struct Ctx<'a> {
@@ -27,42 +33,22 @@ impl Ctx<'_> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Port {
-    pub name: String,
-    pub driver: Driver,
-    pub unit: u32,
-}
-
-impl Port {
-    /// `dev.em.0`
-    pub fn dev_node(&self) -> String {
-        format!("dev.{}.{}", self.driver, self.unit)
-    }
-    /// `dev.em.0.tunnel`
-    pub fn tunnel_node(&self) -> String {
-        format!("{}.tunnel", self.dev_node())
-    }
-    /// `dev.em.0.tunnel.<leaf>`
-    pub fn node(&self, leaf: &str) -> String {
-        format!("{}.tunnel.{leaf}", self.dev_node())
-    }
+/// A port of `driver` and `unit` (for listings).
+fn port_of(driver: Driver, unit: u32) -> Option<Port> {
+    let name = IfName::new(&format!("{driver}{unit}")).ok()?;
+    Port::of(&name)
 }
 
 /// Map IFACE to a port, with a clear error for each way this can fail.
 pub fn resolve(ctx: &Ctx, name: &str) -> Result<Port> {
+    let ifname = IfName::new(name).map_err(|_| CtlError::NoSuchInterface(name.to_string()))?;
     if ctx.ifaces.index(name).is_none() {
         return Err(CtlError::NoSuchInterface(name.to_string()));
     }
-    let (driver, unit) = iface::parse_name(name).ok_or_else(|| CtlError::NotEmIgb {
+    let port = Port::of(&ifname).ok_or_else(|| CtlError::NotEmIgb {
         name: name.to_string(),
-        prefix: iface::name_prefix(name).to_string(),
+        prefix: ifname.driver_unit().map_or(name, |(d, _)| d).to_string(),
     })?;
-    let port = Port {
-        name: name.to_string(),
-        driver,
-        unit,
-    };
     check_patched(ctx, &port)?;
     Ok(port)
 }
@@ -73,12 +59,12 @@ fn check_patched(ctx: &Ctx, port: &Port) -> Result<()> {
     }
     if ctx.sysctl.exists(&port.dev_node()) {
         Err(CtlError::NotPatched {
-            iface: port.name.clone(),
+            iface: port.ifname.to_string(),
             node: port.tunnel_node(),
         })
     } else {
         Err(CtlError::NoDeviceNode {
-            iface: port.name.clone(),
+            iface: port.ifname.to_string(),
             node: port.dev_node(),
         })
     }
@@ -98,10 +84,8 @@ pub fn list_ports(ctx: &Ctx) -> Result<(Vec<Port>, Vec<String>)> {
         let mut units: Vec<u32> = units.iter().filter_map(|u| u.parse().ok()).collect();
         units.sort_unstable();
         for unit in units {
-            let port = Port {
-                name: format!("{driver}{unit}"),
-                driver,
-                unit,
+            let Some(port) = port_of(driver, unit) else {
+                continue;
             };
             if ctx.sysctl.exists(&port.tunnel_node()) {
                 ports.push(port);
@@ -113,82 +97,19 @@ pub fn list_ports(ctx: &Ctx) -> Result<(Vec<Port>, Vec<String>)> {
     if ports.is_empty() {
         return match unpatched.first() {
             Some(p) => Err(CtlError::NotPatched {
-                iface: p.name.clone(),
+                iface: p.ifname.to_string(),
                 node: p.tunnel_node(),
             }),
             None => Err(CtlError::NoPorts),
         };
     }
-    Ok((ports, unpatched.into_iter().map(|p| p.name).collect()))
-}
-
-/// `dev.em.N.tunnel.state`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    Default,
-    Armed,
-    Tunneled,
-    Revoked,
-    Other(String),
-}
-
-impl State {
-    pub fn parse(s: &str) -> State {
-        match s {
-            "default" => State::Default,
-            "armed" => State::Armed,
-            "tunneled" => State::Tunneled,
-            "revoked" => State::Revoked,
-            other => State::Other(other.to_string()),
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        match self {
-            State::Default => "default",
-            State::Armed => "armed",
-            State::Tunneled => "tunneled",
-            State::Revoked => "revoked",
-            State::Other(s) => s,
-        }
-    }
-    /// A registration exists (live or revoked-but-still-open).
-    pub fn has_owner(&self) -> bool {
-        matches!(self, State::Tunneled | State::Revoked)
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Names of the `stats.*` leaves, in display and JSON order.
-pub const COUNTER_NAMES: [&str; 8] = [
-    "enter",
-    "exit",
-    "revoke_watchdog",
-    "revoke_admin",
-    "host_in",
-    "host_out",
-    "host_drop",
-    "max_gap_us",
-];
-
-/// `dev.em.N.tunnel.stats.*`, indexed like `COUNTER_NAMES`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Counters(pub [u64; 8]);
-
-impl Counters {
-    pub const ENTER: usize = 0;
-    pub const EXIT: usize = 1;
-    pub const REVOKE_WATCHDOG: usize = 2;
-    pub const REVOKE_ADMIN: usize = 3;
-    pub const HOST_IN: usize = 4;
-    pub const HOST_OUT: usize = 5;
-    pub const HOST_DROP: usize = 6;
-    /// A maximum, not a monotonic counter.
-    pub const MAX_GAP_US: usize = 7;
+    Ok((
+        ports,
+        unpatched
+            .into_iter()
+            .map(|p| p.ifname.to_string())
+            .collect(),
+    ))
 }
 
 /// Everything `status` shows for one port.
@@ -205,27 +126,20 @@ pub struct PortStatus {
     pub counters: Counters,
 }
 
-fn get_int(ctx: &Ctx, port: &Port, leaf: &str) -> Result<i64> {
-    let n = port.node(leaf);
-    ctx.sysctl.get_int(&n).map_err(|e| CtlError::sysctl(&n, e))
-}
-
-fn get_u64(ctx: &Ctx, port: &Port, leaf: &str) -> Result<u64> {
-    let n = port.node(leaf);
-    ctx.sysctl.get_u64(&n).map_err(|e| CtlError::sysctl(&n, e))
+fn sysctl_err(port: &Port, leaf: &str) -> impl Fn(SysctlError) -> CtlError {
+    let n = port.leaf(leaf);
+    move |e| CtlError::sysctl(&n, e)
 }
 
 pub fn read_state(ctx: &Ctx, port: &Port) -> Result<State> {
-    let n = port.node("state");
-    ctx.sysctl
-        .get_str(&n)
-        .map(|s| State::parse(s.trim()))
-        .map_err(|e| CtlError::sysctl(&n, e))
+    port.state(ctx.sysctl).map_err(sysctl_err(port, "state"))
 }
 
 /// The registering process, if any.
 pub fn read_owner(ctx: &Ctx, port: &Port) -> Result<Option<Owner>> {
-    let pid = get_int(ctx, port, "owner_pid")?;
+    let pid = port
+        .owner_pid(ctx.sysctl)
+        .map_err(sysctl_err(port, "owner_pid"))?;
     if pid <= 0 {
         return Ok(None);
     }
@@ -237,26 +151,25 @@ pub fn read_owner(ctx: &Ctx, port: &Port) -> Result<Option<Owner>> {
 }
 
 pub fn read_counters(ctx: &Ctx, port: &Port) -> Result<Counters> {
-    let mut c = Counters::default();
-    for (i, name) in COUNTER_NAMES.iter().enumerate() {
-        c.0[i] = get_u64(ctx, port, &format!("stats.{name}"))?;
-    }
-    Ok(c)
+    port.counters(ctx.sysctl).map_err(sysctl_err(port, "stats"))
 }
 
 pub fn read_watchdog(ctx: &Ctx, port: &Port) -> Result<u64> {
-    get_u64(ctx, port, "watchdog_us")
+    port.watchdog_us(ctx.sysctl)
+        .map_err(sysctl_err(port, "watchdog_us"))
 }
 
 pub fn read_status(ctx: &Ctx, port: &Port) -> Result<PortStatus> {
     Ok(PortStatus {
         port: port.clone(),
         state: read_state(ctx, port)?,
-        enabled: get_int(ctx, port, "enable")? != 0,
+        enabled: port
+            .enabled(ctx.sysctl)
+            .map_err(sysctl_err(port, "enable"))?,
         watchdog_us: read_watchdog(ctx, port)?,
         owner: read_owner(ctx, port)?,
-        caps: ctx.ifaces.caps(&port.name).ok(),
-        link: ctx.ifaces.link(&port.name),
+        caps: ctx.ifaces.caps(port.ifname.as_str()).ok(),
+        link: ctx.ifaces.link(port.ifname.as_str()),
         counters: read_counters(ctx, port)?,
     })
 }
@@ -264,7 +177,7 @@ pub fn read_status(ctx: &Ctx, port: &Port) -> Result<PortStatus> {
 /// Write `dev.<drv>.<unit>.tunnel.<leaf>`; EPERM becomes a "needs root" error.
 /// Other errors are returned raw so that callers can give them meaning.
 pub fn write(ctx: &Ctx, port: &Port, leaf: &str, value: i64) -> Result<()> {
-    let n = port.node(leaf);
+    let n = port.leaf(leaf);
     match ctx.sysctl.set_int(&n, value) {
         Ok(()) => Ok(()),
         Err(SysctlError::PermissionDenied) => Err(CtlError::NotRoot {

@@ -9,6 +9,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::ifname::IfName;
 use crate::port::{Backend, Port, Sealed};
 
 /// The kernel's side of a real netmap port.
@@ -30,33 +31,41 @@ impl Backend for Kernel {
     }
 }
 
-/// Checks an interface name the way the kernel will: 1..=15 bytes, no NUL.
-pub(crate) fn check_name(ifname: &str) -> Result<(), Error> {
-    if ifname.is_empty() || ifname.len() >= 16 || ifname.bytes().any(|b| b == 0 || b == b'/') {
-        return Err(Error::BadName(ifname.to_string()));
-    }
-    Ok(())
-}
-
 impl Port<Kernel> {
-    /// Registers `ifname` (hardware and host rings, exclusively) and maps it.
+    /// Registers `ifname` with netmap, hardware and host rings
+    /// (`NR_REG_NIC_SW | NR_EXCLUSIVE`, API 14), and maps its memory.
+    ///
+    /// # Errors
+    /// [`Error::BadName`], [`Error::NoSuchInterface`], [`Error::NoNetmap`],
+    /// [`Error::PermissionDenied`], [`Error::Busy`] (another registration),
+    /// [`Error::Rejected`] (any other refusal, with the kernel's reason when
+    /// it logged one), [`Error::Layout`], [`Error::Unsupported`] off FreeBSD.
     pub fn open(ifname: &str) -> Result<Port<Kernel>, Error> {
-        check_name(ifname)?;
-        let (inner, base, len, nifp_off) = imp::Inner::register(ifname)?;
+        let name = IfName::new(ifname)?;
+        let (inner, base, len, nifp_off) = imp::Inner::register(&name)?;
         // SAFETY: the mapping [base, base + len) lives as long as `inner`,
         // which the port owns; the kernel writes it only during our syscalls.
         unsafe { Port::from_region(Kernel { inner }, ifname, base, len, nifp_off) }
     }
 }
 
-/// Whether `dev.netmap.fwd` makes the kernel forward released RX slots.
-pub(crate) fn kernel_forwarding() -> bool {
-    imp::kernel_forwarding()
+/// The kernel's last netmap message about `ifname`, from the message buffer
+/// (`kern.msgbuf`, what dmesg(8) prints), to explain a refusal.
+#[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
+fn kernel_reason(ifname: &str) -> Option<String> {
+    use crate::sysctl::{Kern, Sysctl};
+    let log = Kern.get_str("kern.msgbuf").ok()?;
+    last_netmap_line(&log, ifname)
 }
 
-/// The link-layer address of `ifname`, where the OS can tell.
-pub fn hw_addr(ifname: &str) -> Option<[u8; 6]> {
-    imp::hw_addr(ifname)
+/// The last line of `log` that netmap wrote about `ifname` (or about no
+/// interface in particular), without its function-name prefix.
+fn last_netmap_line(log: &str, ifname: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .take(200)
+        .find(|l| l.contains("netmap") && (l.contains(ifname) || !l.contains(": em")))
+        .map(|l| l.trim().to_string())
 }
 
 #[cfg(target_os = "freebsd")]
@@ -69,6 +78,7 @@ mod imp {
 
     use crate::error::Error;
     use crate::ffi::{self, nmreq_header, nmreq_register};
+    use crate::ifname::IfName;
 
     pub(super) struct Inner {
         fd: OwnedFd,
@@ -81,7 +91,8 @@ mod imp {
     }
 
     impl Inner {
-        pub(super) fn register(ifname: &str) -> Result<(Inner, NonNull<u8>, usize, usize), Error> {
+        pub(super) fn register(name: &IfName) -> Result<(Inner, NonNull<u8>, usize, usize), Error> {
+            let ifname = name.as_str();
             let cname = CString::new(ifname).map_err(|_| Error::BadName(ifname.into()))?;
             // SAFETY: cname is a valid NUL-terminated string.
             if unsafe { libc::if_nametoindex(cname.as_ptr()) } == 0 {
@@ -134,10 +145,11 @@ mod imp {
                     Some(libc::EACCES) | Some(libc::EPERM) => {
                         Error::PermissionDenied(ifname.into())
                     }
-                    Some(libc::EINVAL) => Error::ApiMismatch {
-                        ours: ffi::NETMAP_API,
+                    _ => Error::Rejected {
+                        iface: ifname.into(),
+                        errno: e,
+                        reason: super::kernel_reason(ifname),
                     },
-                    _ => Error::io(&format!("NIOCCTRL register {ifname}"), e),
                 });
             }
             let len = reg.nr_memsize as usize;
@@ -217,60 +229,6 @@ mod imp {
             unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
         }
     }
-
-    pub(super) fn kernel_forwarding() -> bool {
-        let mut v: libc::c_int = 0;
-        let mut len = core::mem::size_of::<libc::c_int>();
-        // SAFETY: reading an int sysctl into a local of the right size.
-        let rc = unsafe {
-            libc::sysctlbyname(
-                c"dev.netmap.fwd".as_ptr(),
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-                core::ptr::null(),
-                0,
-            )
-        };
-        rc == 0 && v != 0
-    }
-
-    pub(super) fn hw_addr(ifname: &str) -> Option<[u8; 6]> {
-        let mut ifap: *mut libc::ifaddrs = core::ptr::null_mut();
-        // SAFETY: getifaddrs fills ifap with a list we free below.
-        if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
-            return None;
-        }
-        let mut found = None;
-        let mut p = ifap;
-        while !p.is_null() {
-            // SAFETY: p walks the list getifaddrs returned; each sockaddr of
-            // family AF_LINK is a sockaddr_dl whose data holds name then MAC.
-            unsafe {
-                let ifa = &*p;
-                let name = std::ffi::CStr::from_ptr(ifa.ifa_name);
-                if !ifa.ifa_addr.is_null()
-                    && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_LINK
-                    && name.to_bytes() == ifname.as_bytes()
-                {
-                    let sdl = &*ifa.ifa_addr.cast::<libc::sockaddr_dl>();
-                    if sdl.sdl_alen == 6 {
-                        let data = sdl
-                            .sdl_data
-                            .as_ptr()
-                            .cast::<u8>()
-                            .add(sdl.sdl_nlen as usize);
-                        let mut mac = [0u8; 6];
-                        core::ptr::copy_nonoverlapping(data, mac.as_mut_ptr(), 6);
-                        found = Some(mac);
-                    }
-                }
-                p = ifa.ifa_next;
-            }
-        }
-        // SAFETY: ifap came from getifaddrs.
-        unsafe { libc::freeifaddrs(ifap) };
-        found
-    }
 }
 
 #[cfg(not(target_os = "freebsd"))]
@@ -280,12 +238,15 @@ mod imp {
     use std::time::Duration;
 
     use crate::error::Error;
+    use crate::ifname::IfName;
 
     /// Uninhabited: no kernel netmap port can exist off FreeBSD.
     pub(super) enum Inner {}
 
     impl Inner {
-        pub(super) fn register(_ifname: &str) -> Result<(Inner, NonNull<u8>, usize, usize), Error> {
+        pub(super) fn register(
+            _name: &IfName,
+        ) -> Result<(Inner, NonNull<u8>, usize, usize), Error> {
             Err(Error::Unsupported)
         }
         pub(super) fn ioctl_sync(&mut self, _tx: bool) -> io::Result<()> {
@@ -295,12 +256,19 @@ mod imp {
             match *self {}
         }
     }
+}
 
-    pub(super) fn hw_addr(_ifname: &str) -> Option<[u8; 6]> {
-        None
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    pub(super) fn kernel_forwarding() -> bool {
-        false
+    #[test]
+    fn the_kernel_reason_is_its_last_netmap_line_about_the_port() {
+        let log = "em0: link state changed to UP\n\
+            netmap_buf_size_validate error: using NS_MOREFRAG on em0 requires netmap buf size >= 4096\n\
+            em1: link state changed to UP\n";
+        let r = last_netmap_line(log, "em0").unwrap();
+        assert!(r.contains("buf size >= 4096"), "{r}");
+        assert_eq!(last_netmap_line("em0: link up\n", "em0"), None);
     }
 }

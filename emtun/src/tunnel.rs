@@ -1,0 +1,295 @@
+//! The tunnel: a port, the engine, and the poll loop that is also the
+//! heartbeat the kernel watchdog listens for.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use netmap_user::sysctl::{Kern, Sysctl};
+use netmap_user::{Backend, IfName, Kernel, Port};
+
+use crate::agent::{Node, State};
+use crate::classify::{ClaimError, ClaimSet, EtherType};
+use crate::engine::{App, Engine};
+use crate::error::Error;
+use crate::poll::PollMode;
+use crate::stats::Stats;
+
+/// How a tunnel is set up: claimed EtherTypes, poll mode, batch size.
+#[derive(Debug, Clone)]
+pub struct TunnelConfig {
+    claims: ClaimSet,
+    poll: PollMode,
+    batch: usize,
+    unprotected: bool,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        TunnelConfig {
+            claims: ClaimSet::default(),
+            poll: PollMode::default(),
+            batch: 256,
+            unprotected: false,
+        }
+    }
+}
+
+impl TunnelConfig {
+    /// Claims frames of EtherType `t` for the application.
+    ///
+    /// # Errors
+    /// [`ClaimError`] for a length or a VLAN tag identifier.
+    pub fn claim(mut self, t: EtherType) -> Result<Self, ClaimError> {
+        self.claims.insert(t)?;
+        Ok(self)
+    }
+
+    /// Claims every type of `types`.
+    ///
+    /// # Errors
+    /// As [`TunnelConfig::claim`], for the first refused type.
+    pub fn claim_all(mut self, types: &[EtherType]) -> Result<Self, ClaimError> {
+        for t in types {
+            self.claims.insert(*t)?;
+        }
+        Ok(self)
+    }
+
+    /// Sets how the loop waits when idle (default: 1 ms interval).
+    pub fn poll(mut self, p: PollMode) -> Self {
+        self.poll = p;
+        self
+    }
+
+    /// Frames moved per ring per round (1..=4096; default 256).
+    pub fn batch(mut self, b: usize) -> Self {
+        self.batch = b.clamp(1, 4096);
+        self
+    }
+
+    /// Opens ports the kernel agent does not protect: other drivers,
+    /// unarmed em ports, netmap's emulated adapter. Plain netmap semantics:
+    /// no watchdog gives the port back if this process hangs.
+    pub fn unprotected(mut self) -> Self {
+        self.unprotected = true;
+        self
+    }
+
+    /// The claimed types.
+    pub fn claims(&self) -> &ClaimSet {
+        &self.claims
+    }
+
+    /// The poll mode.
+    pub fn poll_mode(&self) -> PollMode {
+        self.poll
+    }
+}
+
+/// A running tunnel over one port.
+pub struct Tunnel<B: Backend = Kernel> {
+    /// None once the kernel revoked or reset the port: it was released.
+    port: Option<Port<B>>,
+    engine: Engine,
+    poll: PollMode,
+}
+
+impl Tunnel<Kernel> {
+    /// Opens `ifname` through netmap, hardware and host rings, exclusively,
+    /// and checks that the kernel agent now reports it `tunneled` by this
+    /// process, so that its watchdog protects the kernel path.
+    ///
+    /// # Errors
+    /// [`Error::NotEm`] for other drivers and [`Error::Unprotected`] when the
+    /// agent did not see the registration (both unless
+    /// [`TunnelConfig::unprotected`]); [`Error::KernelForwarding`]; every
+    /// error of [`netmap_user::Port::open`].
+    pub fn open(ifname: &str, cfg: TunnelConfig) -> Result<Tunnel<Kernel>, Error> {
+        let name = IfName::new(ifname)?;
+        let node = Node::of(&name);
+        if node.is_none() && !cfg.unprotected {
+            return Err(Error::NotEm(name));
+        }
+        // Checked first: registering moves the NIC to netmap mode.
+        if Kern.get_int("dev.netmap.fwd").is_ok_and(|v| v != 0) {
+            return Err(Error::KernelForwarding);
+        }
+        let port = Port::open(ifname)?;
+        if let (Some(node), false) = (node, cfg.unprotected) {
+            check_protected(&Kern, &node)?;
+        }
+        Ok(Tunnel::with_port(port, cfg))
+    }
+}
+
+/// After registering: the agent must say `tunneled`, owned by us.
+fn check_protected(k: &dyn Sysctl, node: &Node) -> Result<(), Error> {
+    let me = std::process::id();
+    let state = node.state(k);
+    let owner = node.owner_pid(k).unwrap_or(0);
+    let hint = match &state {
+        Ok(State::Tunneled) if owner == i64::from(me) => return Ok(()),
+        Err(_) => "this kernel has no emtun agent: apply kmod-patch",
+        Ok(State::Default) => "the port is not armed: run `emtunctl arm` first",
+        Ok(State::Armed) => {
+            "netmap used its emulated adapter, not em(4)'s native one: check dev.netmap.admode (must be 0 or 1)"
+        }
+        Ok(_) => "another registration owns the port",
+    };
+    Err(Error::Unprotected {
+        iface: node.ifname.clone(),
+        state: state.map_or_else(|_| "none".to_string(), |s| s.to_string()),
+        owner,
+        me,
+        hint,
+    })
+}
+
+impl<B: Backend> Tunnel<B> {
+    /// A tunnel over a port opened elsewhere (e.g. the in-memory port).
+    pub fn with_port(port: Port<B>, cfg: TunnelConfig) -> Tunnel<B> {
+        Tunnel {
+            port: Some(port),
+            engine: Engine::new(cfg.claims, cfg.batch),
+            poll: cfg.poll,
+        }
+    }
+
+    /// Replaces the engine (e.g. the copying baseline in benchmarks).
+    pub fn with_engine(mut self, engine: Engine) -> Tunnel<B> {
+        self.engine = engine;
+        self
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    /// The port, unless it failed for good and was released.
+    pub fn port(&mut self) -> Option<&mut Port<B>> {
+        self.port.as_mut()
+    }
+
+    /// One round: RX sync, one engine pass, TX sync. Returns the frames
+    /// handled.
+    ///
+    /// # Errors
+    /// The port's errors. After a fatal one ([`Error::is_fatal`]) the port
+    /// is released (descriptor closed, memory unmapped) and every later
+    /// call returns `Revoked`.
+    pub fn round<A: App + ?Sized>(&mut self, app: &mut A) -> Result<usize, Error> {
+        let Some(port) = self.port.as_mut() else {
+            return Err(netmap_user::Error::Revoked.into());
+        };
+        let r = Self::round_on(port, &mut self.engine, app);
+        if matches!(&r, Err(e) if e.is_fatal()) {
+            self.port = None;
+        }
+        r
+    }
+
+    fn round_on<A: App + ?Sized>(
+        port: &mut Port<B>,
+        engine: &mut Engine,
+        app: &mut A,
+    ) -> Result<usize, Error> {
+        port.rxsync()?;
+        let n = engine.pass(&mut port.rings(), app);
+        port.txsync()?;
+        engine.count_round();
+        Ok(n)
+    }
+
+    /// Runs rounds until `stop` is set (`Ok`) or the port fails.
+    ///
+    /// # Errors
+    /// As [`Tunnel::round`]; a revocation is [`Error::is_revoked`].
+    pub fn run_until<A: App + ?Sized>(
+        &mut self,
+        stop: &AtomicBool,
+        app: &mut A,
+    ) -> Result<(), Error> {
+        while !stop.load(Ordering::Relaxed) {
+            let n = self.round(app)?;
+            if n != 0 {
+                continue;
+            }
+            match self.poll {
+                PollMode::Busy => std::hint::spin_loop(),
+                PollMode::Interval(d) => {
+                    let r = match self.port.as_mut() {
+                        Some(p) => p.wait(Some(d)),
+                        None => Err(netmap_user::Error::Revoked),
+                    };
+                    if let Err(e) = r {
+                        if e.is_fatal() {
+                            self.port = None;
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_rejects_bad_and_foreign_names_before_touching_the_kernel() {
+        let cfg = TunnelConfig::default;
+        use netmap_user::Error as N;
+        assert!(matches!(
+            Tunnel::open("", cfg()),
+            Err(Error::Netmap(N::BadName(_)))
+        ));
+        assert!(matches!(
+            Tunnel::open("a-very-long-ifname0", cfg()),
+            Err(Error::Netmap(N::BadName(_)))
+        ));
+        assert!(matches!(Tunnel::open("em01", cfg()), Err(Error::NotEm(_))));
+        assert!(matches!(
+            Tunnel::open("vtnet0", cfg()),
+            Err(Error::NotEm(_))
+        ));
+    }
+
+    #[cfg(not(target_os = "freebsd"))]
+    #[test]
+    fn open_says_unsupported_off_freebsd() {
+        assert!(matches!(
+            Tunnel::open("em0", TunnelConfig::default()),
+            Err(Error::Netmap(netmap_user::Error::Unsupported))
+        ));
+    }
+
+    #[test]
+    fn a_registration_the_agent_did_not_see_is_refused_with_its_cause() {
+        use netmap_user::sysctl::mem::{Access, MemSysctl, Val};
+        let k = MemSysctl::new();
+        let node = Node::of(&IfName::new("em0").unwrap()).unwrap();
+        let me = i64::from(std::process::id());
+        let e = check_protected(&k, &node).unwrap_err();
+        assert!(e.to_string().contains("no emtun agent"), "{e}");
+        k.add(
+            "dev.em.0.tunnel.state",
+            Val::Str("armed".into()),
+            Access::Ro,
+        );
+        k.add("dev.em.0.tunnel.owner_pid", Val::Int(0), Access::Ro);
+        let e = check_protected(&k, &node).unwrap_err();
+        assert!(e.to_string().contains("emulated adapter"), "{e}");
+        assert!(e.to_string().contains("no watchdog"), "{e}");
+        k.put("dev.em.0.tunnel.state", Val::Str("tunneled".into()));
+        k.put("dev.em.0.tunnel.owner_pid", Val::Int(me + 1));
+        assert!(
+            check_protected(&k, &node).is_err(),
+            "tunneled by another pid"
+        );
+        k.put("dev.em.0.tunnel.owner_pid", Val::Int(me));
+        check_protected(&k, &node).unwrap();
+    }
+}
