@@ -374,4 +374,25 @@ mod tests {
         }
         assert!(t.contains("1500 (1.5ms)"));
     }
+
+    /// The documented `status --json` schema 1, pinned by a golden file
+    /// that the VM harness's unit tests check against its own validator.
+    #[test]
+    fn status_json_matches_the_golden_schema_1_sample() {
+        let s = sample(
+            "em0",
+            State::Tunneled,
+            Some(Owner {
+                pid: 4242,
+                name: Some("fwd".into()),
+            }),
+            Some(Caps {
+                supported: !0,
+                enabled: IFCAP_TXCSUM,
+            }),
+        );
+        let golden: Value =
+            serde_json::from_str(include_str!("../tests/data/status-schema1.json")).unwrap();
+        assert_eq!(status_json(&[s]), golden);
+    }
 }

@@ -654,24 +654,15 @@ class Run:
             return rc, parse_json_any(out)
 
         def em0(js):
-            """Find em0's record in whatever shape the JSON has (list or map)."""
-            if isinstance(js, dict):
-                for key in ("interfaces", "devices", "ports"):
-                    if key in js:
-                        return em0(js[key])
-                if "em0" in js:
-                    return js["em0"]
-                if js.get("name") == "em0" or js.get("ifname") == "em0" or js.get("interface") == "em0":
-                    return js
-            if isinstance(js, list):
-                for x in js:
-                    r = em0(x)
-                    if r is not None:
-                        return r
-            return None
+            """em0's record of a `status --json` that follows schema 1 (None if it does not)."""
+            if js is None or status_schema_errors(js):
+                return None
+            return next((r for r in js["interfaces"] if r["name"] == "em0"), None)
 
         rc, js = status()
         rec = em0(js)
+        t.ok(rc == 0 and js is not None and not status_schema_errors(js), "status --json follows schema 1",
+             errors=status_schema_errors(js) if js is not None else ["no JSON"])
         t.ok(rc == 0 and rec is not None and rec.get("state") == "default",
              "status --json lists em0 in state default", rc=rc, em0=rec)
         for desc, cmd, check in (
@@ -910,6 +901,38 @@ def parse_json(text):
             except ValueError:
                 continue
     return {}
+
+
+# `emtunctl status --json`, schema 1 (emtunctl(8); golden sample ctl/tests/data/status-schema1.json)
+STATUS_RECORD_1 = {"name": str, "driver": str, "unit": int, "state": str, "enabled": bool,
+                   "owner": (dict, type(None)), "owner_pid": int, "watchdog_us": int, "link": str,
+                   "offloads": (dict, type(None)), "stats": dict}
+STATUS_STATES = ("default", "armed", "tunneled", "revoked")
+STATUS_STATS_1 = ("enter", "exit", "revoke_watchdog", "revoke_admin", "host_in", "host_out", "host_drop",
+                  "max_gap_us")
+
+
+def status_schema_errors(js):
+    """What in `js` departs from schema 1: an empty list when it conforms."""
+    errs = []
+    if not isinstance(js, dict) or js.get("schema") != 1 or not isinstance(js.get("interfaces"), list):
+        return ["top level must be {\"schema\": 1, \"interfaces\": [...]}"]
+    for i, rec in enumerate(js["interfaces"]):
+        if not isinstance(rec, dict):
+            errs.append("interfaces[%d] is not an object" % i)
+            continue
+        for key, ty in STATUS_RECORD_1.items():
+            if key not in rec:
+                errs.append("interfaces[%d] lacks %s" % (i, key))
+            elif not isinstance(rec[key], ty) or (ty is int and isinstance(rec[key], bool)):
+                errs.append("interfaces[%d].%s has type %s" % (i, key, type(rec[key]).__name__))
+        if rec.get("state") not in STATUS_STATES:
+            errs.append("interfaces[%d].state %r is not a known state" % (i, rec.get("state")))
+        stats = rec.get("stats") if isinstance(rec.get("stats"), dict) else {}
+        for c in STATUS_STATS_1:
+            if not isinstance(stats.get(c), int):
+                errs.append("interfaces[%d].stats.%s missing or not an integer" % (i, c))
+    return errs
 
 
 def parse_json_any(text):

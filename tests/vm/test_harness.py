@@ -1,6 +1,9 @@
 """Host-side checks of the VM harness that need no FreeBSD image (run in CI):
     python3 -m unittest discover -s tests/vm -p 'test_*.py'
 """
+import contextlib
+import io
+import json
 import os
 import subprocess
 import sys
@@ -41,16 +44,44 @@ class Parsers(unittest.TestCase):
 
     def test_tap(self):
         t = harness.Tap("x")
-        t.ok(True, "a")
-        t.ok(False, "b", todo="known")
-        t.ok(True, "c", skip="why")
-        t.ok(False, "d", k=1)
+        # Tap.ok logs every check; keep this test's deliberate "NOT OK" off the test output.
+        with contextlib.redirect_stderr(io.StringIO()) as logged:
+            t.ok(True, "a")
+            t.ok(False, "b", todo="known")
+            t.ok(True, "c", skip="why")
+            t.ok(False, "d", k=1)
+        self.assertIn("x: NOT OK d", logged.getvalue())
         self.assertEqual(t.failed, 1)
         text = t.text()
         self.assertIn("1..4", text)
         self.assertIn("not ok 2 - b # TODO known", text)
         self.assertIn("ok 3 - c # SKIP why", text)
         self.assertIn("not ok 4 - d", text)
+
+
+class StatusSchema(unittest.TestCase):
+    GOLDEN = os.path.join(HERE, "..", "..", "ctl", "tests", "data", "status-schema1.json")
+
+    def golden(self):
+        with open(self.GOLDEN) as f:
+            return json.load(f)
+
+    def test_emtunctls_golden_output_conforms(self):
+        self.assertEqual(harness.status_schema_errors(self.golden()), [])
+
+    def test_departures_are_named(self):
+        js = self.golden()
+        del js["interfaces"][0]["owner_pid"]
+        js["interfaces"][0]["state"] = "up"
+        js["interfaces"][0]["stats"]["enter"] = "1"
+        errs = harness.status_schema_errors(js)
+        self.assertIn("interfaces[0] lacks owner_pid", errs)
+        self.assertTrue(any("state 'up'" in e for e in errs), errs)
+        self.assertTrue(any("stats.enter" in e for e in errs), errs)
+        self.assertEqual(len(harness.status_schema_errors({"interfaces": []})), 1)
+        js = self.golden()
+        js["interfaces"][0]["unit"] = True
+        self.assertEqual(harness.status_schema_errors(js), ["interfaces[0].unit has type bool"])
 
 
 class Entry(unittest.TestCase):
