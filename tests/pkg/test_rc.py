@@ -300,5 +300,49 @@ class Install(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+class Port(unittest.TestCase):
+    """The port's do-install, run by bmake against a stand-in bsd.port.mk, stages exactly
+    the files of pkg-plist (check-plist without a ports tree)."""
+    PORT = os.path.join(ROOT, "pkg", "freebsd", "net", "emtun")
+
+    def test_plist_matches_do_install(self):
+        bmake = shutil.which("bmake") or (shutil.which("make") if sys.platform.startswith("freebsd") else None)
+        if not bmake:
+            self.skipTest("bmake not installed")
+        t = tempfile.mkdtemp(prefix="emtun-port-")
+        try:
+            mk = os.path.join(t, "mk")
+            os.makedirs(mk)
+            open(os.path.join(mk, "sys.mk"), "w").close()
+            with open(os.path.join(mk, "bsd.port.mk"), "w") as f:
+                f.write("INSTALL_PROGRAM=install -m 555\nINSTALL_MAN=install -m 444\n"
+                        "INSTALL_DATA=install -m 444\nMKDIR=mkdir -p\n"
+                        "CARGO_TARGET_DIR=${WRKDIR}/target\nCARGO_BUILD_TARGET=x86_64-unknown-freebsd\n"
+                        "DATADIR=${PREFIX}/share/${PORTNAME}\n")
+            rel = os.path.join(t, "target", "x86_64-unknown-freebsd", "release")
+            os.makedirs(os.path.join(rel, "examples"))
+            for b in ("emtunctl", "examples/fwd", "examples/pingpong"):
+                open(os.path.join(rel, b), "w").close()
+            stage, prefix = os.path.join(t, "stage"), "/usr/local"
+            for d in ("sbin", "bin", "share/man/man8", "share/man/man4"):  # the mtree of a stage dir
+                os.makedirs(os.path.join(stage + prefix, d))
+            subprocess.run([bmake, "-m", mk, "-C", self.PORT, "do-install", "WRKDIR=" + t, "WRKSRC=" + ROOT,
+                            "STAGEDIR=" + stage, "PREFIX=" + prefix],
+                           check=True, capture_output=True, timeout=60)
+            staged = set()
+            for dp, _, fs in os.walk(stage + prefix):
+                for f in fs:
+                    rel_path = os.path.relpath(os.path.join(dp, f), stage + prefix)
+                    staged.add(rel_path + ".gz" if rel_path.startswith("share/man/") else rel_path)
+            with open(os.path.join(self.PORT, "pkg-plist")) as f:
+                plist = {l.strip().replace("%%DATADIR%%", "share/emtun") for l in f if l.strip()}
+            self.assertEqual(staged, plist)
+            # USE_RC_SUBR installs files/emtun.in; SUB_FILES makes pkg-message from files/
+            self.assertTrue(os.path.isfile(os.path.join(self.PORT, "files", "emtun.in")))
+            self.assertTrue(os.path.isfile(os.path.join(self.PORT, "files", "pkg-message.in")))
+        finally:
+            shutil.rmtree(t, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()
