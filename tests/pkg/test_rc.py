@@ -180,6 +180,17 @@ class RcScript(unittest.TestCase):
         self.assertEqual(self.caps(), set(self.caps0.split(",")))
         self.assertEqual(self.daemon_calls(), [])
 
+    def test_foreign_owner_and_stale_pidfile(self):
+        self.put("state.em0", "tunneled")
+        self.put("owner_pid.em0", "4242")
+        self.assertIn("tunneled by pid", self.rc("start", rc=1).stderr)
+        self.put("state.em0", "default")
+        # a pid file naming a live process that is not daemon(8): not running
+        with open(os.path.join(self.mock, "run", "emtun_em0.pid"), "w") as f:
+            f.write("%d\n" % os.getpid())
+        self.assertIn("em0: not running", self.rc("status", rc=1).stdout)
+        self.assertIn("em0: tunneled", self.rc("start").stdout)
+
     def test_stock_kernel_and_bad_names(self):
         os.unlink(os.path.join(self.mock, "state.em0"))
         self.assertIn("kernel with the emtun patch", self.rc("start", rc=1).stderr)

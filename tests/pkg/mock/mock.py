@@ -63,8 +63,11 @@ def ifconfig(args):
 
 def sysctl(args):
     name = args[-1]
-    parts = name.split(".")  # dev.em.0.tunnel.state
-    st = rd("state.%s%s" % (parts[1], parts[2]))
+    parts = name.split(".")  # dev.em.0.tunnel.state, dev.em.0.tunnel.owner_pid
+    iface = parts[1] + parts[2]
+    st = rd("state." + iface)
+    if st is not None and parts[-1] == "owner_pid":
+        st = rd("owner_pid." + iface, "0")
     if st is None:
         print("sysctl: unknown oid '%s'" % name, file=sys.stderr)
         return 1
@@ -121,6 +124,9 @@ def daemon(args):
 
 
 def supervise(P, p, iface):
+    # ps -o comm= must say daemon, as for daemon(8) (Linux: prctl PR_SET_NAME)
+    import ctypes
+    ctypes.CDLL(None).prctl(15, b"daemon", 0, 0, 0)
     child = subprocess.Popen(["sleep", "600"])
     def term(signum, frame):
         ignore = int(rd("ignore_term", "0"))
