@@ -300,7 +300,7 @@ svcstate() {
 	kv child_pid "$(cat $SVC_CHILD 2>/dev/null)"
 	kv offloads_file "$(cat $SVC_OFF 2>/dev/null | tr ' ' ,)"
 	kv options "$(opts)"
-	kv boottime "$(sysctl -n kern.boottime | sed 's/.*sec = \([0-9]*\),.*/\1/')"
+	kv boottime "$(sysctl -n kern.boottime | sed -n 's/^{ sec = \([0-9]*\),.*/\1/p')"
 }
 
 # svcwait STATE SECS [OLD_PID]: wait until the state is STATE and, for tunneled, the owner is
