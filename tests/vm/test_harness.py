@@ -149,6 +149,8 @@ class Prometheus(unittest.TestCase):
                             c(PROM_SAMPLE.replace('state="armed"} 0', 'state="armed"} 1'), "em0")))
         self.assertTrue(any("current state is not armed" in p for p in c(PROM_SAMPLE, "em0", expect_state="armed")))
         self.assertTrue(any("iface=" in p for p in c(PROM_SAMPLE, "em1")))
+        self.assertTrue(any("unexpected TYPE line" in p for p in
+                            c(PROM_SAMPLE.replace("# TYPE emtun_exit_total", "# TYPE emtun_exit"), "em0")))
         self.assertTrue(any("not in the spec" in p for p in c(PROM_SAMPLE + 'emtun_extra{iface="em0"} 1\n', "em0")))
 
     def test_extract_from_console(self):
