@@ -316,6 +316,14 @@ class Port(unittest.TestCase):
     the files of pkg-plist (check-plist without a ports tree)."""
     PORT = os.path.join(ROOT, "pkg", "freebsd", "net", "emtun")
 
+    def test_version_is_the_workspace_version(self):
+        with open(os.path.join(ROOT, "Cargo.toml")) as f:
+            m = re.search(r'\[workspace\.package\][^\[]*?\nversion\s*=\s*"([^"]+)"', f.read())
+        with open(os.path.join(self.PORT, "Makefile")) as f:
+            port = re.search(r"^DISTVERSION=\s*(\S+)", f.read(), re.M)
+        self.assertTrue(m and port)
+        self.assertEqual(port.group(1), m.group(1), "bump DISTVERSION in pkg/freebsd/net/emtun/Makefile")
+
     def test_plist_matches_do_install(self):
         bmake = shutil.which("bmake") or (shutil.which("make") if sys.platform.startswith("freebsd") else None)
         if not bmake:
