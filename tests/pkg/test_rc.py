@@ -290,6 +290,59 @@ class DevdRules(unittest.TestCase):
         self.assertIn('devctl_notify("ETHERNET", if_name(tun->nt_ifp), "TUNNEL", data)', c)
 
 
+DEVD_STUB = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "devd.h"
+extern FILE *yyin;
+static int nev;
+void add_attach(int p, struct event_proc *e) { (void)p; (void)e; }
+void add_detach(int p, struct event_proc *e) { (void)p; (void)e; }
+void add_directory(const char *d) { (void)d; }
+void add_nomatch(int p, struct event_proc *e) { (void)p; (void)e; }
+void add_notify(int p, struct event_proc *e) { printf("notify %d\n", p); (void)e; nev++; }
+struct event_proc *add_to_event_proc(struct event_proc *e, struct eps *x)
+{ (void)x; return e ? e : (struct event_proc *)1; }
+struct eps *new_match(const char *a, const char *b) { printf("match %s %s\n", a, b); return (struct eps *)1; }
+struct eps *new_media(const char *a, const char *b) { (void)a; (void)b; return (struct eps *)1; }
+struct eps *new_action(const char *a) { printf("action %s\n", a); return (struct eps *)1; }
+void set_pidfile(const char *p) { (void)p; }
+void set_variable(const char *a, const char *b) { (void)a; (void)b; }
+int main(int argc, char **argv)
+{ (void)argc; if (!(yyin = fopen(argv[1], "r"))) return 2; yyparse(); printf("rules %d\n", nev); return 0; }
+"""
+
+
+class DevdGrammar(unittest.TestCase):
+    """emtun.conf through devd(8)'s own grammar (parse.y, token.l of a FreeBSD source tree,
+    FREEBSD_SRC=/usr/src), built here with yacc, lex and cc against stub actions."""
+
+    def test_parses(self):
+        src = os.path.join(os.environ.get("FREEBSD_SRC", "/usr/src"), "sbin", "devd")
+        tools = [shutil.which(x) for x in ("yacc", "lex", "cc")]
+        if not os.path.isfile(os.path.join(src, "parse.y")) or not all(tools):
+            self.skipTest("no FreeBSD devd sources (set FREEBSD_SRC) or no yacc/lex/cc")
+        t = tempfile.mkdtemp(prefix="emtun-devd-")
+        try:
+            for f in ("parse.y", "token.l", "devd.h"):
+                shutil.copy(os.path.join(src, f), t)
+            with open(os.path.join(t, "stub.c"), "w") as f:
+                f.write(DEVD_STUB)
+            run = lambda *c: subprocess.run(c, cwd=t, check=True, capture_output=True, text=True, timeout=120)
+            run("yacc", "-d", "parse.y")
+            run("lex", "token.l")
+            run("cc", "-o", "devdparse", "-D__BEGIN_DECLS=", "-D__END_DECLS=", "y.tab.c", "lex.yy.c", "stub.c")
+            out = run(os.path.join(t, "devdparse"), DEVD).stdout
+        finally:
+            shutil.rmtree(t, ignore_errors=True)
+        self.assertIn("rules 2", out)
+        self.assertEqual(out.count("match system ETHERNET"), 2)
+        self.assertEqual(out.count("match type TUNNEL"), 2)
+        self.assertIn("match reason (watchdog|detach)", out)
+        self.assertIn("action logger -t emtun -p daemon.notice $subsystem: tunnel state=$state reason=$reason pid=$pid",
+                      out)
+
+
 class Install(unittest.TestCase):
     def test_install_service(self):
         make = shutil.which("make")
