@@ -927,14 +927,22 @@ class Run:
         # at the reboot: let this one reboot happen, then go back to exit-on-reboot (a panic
         # that reboots must still end the run)
         dut.qmp("set-action", reboot="reset")
+        # the console unmuted: the rc scripts' output at shutdown and boot, and a panic, show
+        dut.run("sysctl kern.consmute=0 >/dev/null", 30)
         dut.buf = ""
         dut.send("shutdown -r now\n")
         dut.t_start = time.monotonic()
         try:
+            stop_line = self.svc_console(r"emtun: em0: state \w+", 300)
+            start_line = self.svc_console(r"emtun: em0: tunneled|WARNING: em0: .*", self.a.boot_timeout)
             secs = dut.login(self.a.boot_timeout)
         finally:
             dut.qmp("set-action", reboot="shutdown")
         t.fig(service_reboot_to_login_s=round(secs, 1))
+        t.ok(stop_line == "emtun: em0: state default", "boot: at the shutdown, rc.shutdown stopped the service "
+             "(console: em0 state default)", console=stop_line)
+        t.ok(start_line == "emtun: em0: tunneled", "boot: at the boot, the rc script started the tunnel "
+             "(console: em0 tunneled)", console=start_line)
         dut.run("mount -t msdosfs -o ro /dev/vtbd1 /mnt 2>/dev/null; [ -d /tmp/e ] || cp -R /mnt/emtun /tmp/e; "
                 "sysctl -q net.inet.icmp.icmplim=0 >/dev/null", 120)
         _, st, _ = dut.g("svcwait tunneled 60", 90)
@@ -957,6 +965,18 @@ class Run:
         if not up:
             self.dut.g("svclog 20", 30)
         return up
+
+    def svc_console(self, pattern, timeout):
+        """The first console line matching pattern before the next login prompt (None if the
+        prompt comes first, which is left for VM.login)."""
+        try:
+            m, _ = self.dut.expect(pattern + "|login: ", timeout)
+        except StepTimeout:
+            return None
+        if m.group(0) == "login: ":
+            self.dut.buf = m.group(0) + self.dut.buf
+            return None
+        return m.group(0).strip()
 
     def svc_crash(self, t):
         dut = self.dut

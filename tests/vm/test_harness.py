@@ -201,7 +201,7 @@ class FakeVM:
 
     def __init__(self, name):
         self.name, self.crashed, self.boots, self.running, self.pid = name, None, 1, False, 100
-        self.buf, self.t_start, self.calls, self.qmps = "", 0, [], []
+        self.buf, self.t_start, self.calls, self.qmps, self.pos = "", 0, [], [], 0
 
     def alive(self):
         return True
@@ -216,6 +216,16 @@ class FakeVM:
 
     def login(self, timeout):
         return 42.0
+
+    def expect(self, pattern, timeout):
+        import re
+        text = ("Stopping emtun: em0\nemtun: em0: state default\nUptime: 5m\nRebooting...\n"
+                "Starting emtun: em0\nemtun: em0: tunneled (/usr/local/sbin/emtunctl run em0)\n\nlogin: ")
+        m = re.compile(pattern).search(text, self.pos)
+        if not m:
+            raise harness.StepTimeout(pattern)
+        self.pos = m.end()
+        return m, text[:m.end()]
 
     def run(self, cmd, timeout):
         self.calls.append(cmd)
@@ -268,6 +278,13 @@ class FakeVM:
 
 
 class ServiceDryRun(unittest.TestCase):
+    def test_console_line_before_the_prompt(self):
+        r = harness.Run.__new__(harness.Run)
+        r.dut = FakeVM("dut")
+        self.assertEqual(r.svc_console(r"emtun: em0: state \w+", 10), "emtun: em0: state default")
+        self.assertIsNone(r.svc_console(r"no such line", 10))  # the prompt came first: left for login
+        self.assertEqual(r.dut.buf, "login: ")
+
     def run_service(self, caps):
         import argparse
         import tempfile
@@ -289,6 +306,8 @@ class ServiceDryRun(unittest.TestCase):
         t, text, r = self.run_service({"svc_reattach": "yes", "svc_poll": "yes", "svc_prom": "yes", "pp_reattach": "yes"})
         self.assertEqual(t.failed, 0, text)
         self.assertNotIn("# SKIP", text)
+        self.assertIn("ok 3 - boot: at the shutdown, rc.shutdown stopped the service", text)
+        self.assertIn("ok 4 - boot: at the boot, the rc script started the tunnel", text)
         self.assertEqual(r.dut.qmps, [("set-action", {"reboot": "reset"}), ("set-action", {"reboot": "shutdown"})])
         self.assertTrue(any("emtun_em0_poll=interval:1ms" in c for c in r.dut.calls))
         self.assertTrue(any("emtun_em0_reattach=YES" in c for c in r.dut.calls))
