@@ -29,7 +29,7 @@ ETHERTYPE = "0x88b5"
 UDP_ECHO_PORT = 7777
 SYS = "dev.em.0.tunnel"
 
-ALL_SCENARIOS = ["baseline", "tunneled", "crash", "watchdog", "ctl", "soak", "bench"]
+ALL_SCENARIOS = ["baseline", "tunneled", "crash", "watchdog", "ctl", "soak", "bench", "service"]
 
 
 class VMDead(Exception):
@@ -55,6 +55,7 @@ class VM:
         self.a = args
         self.outdir = outdir
         self.sock_path = os.path.join(outdir, name + ".serial")
+        self.qmp_path = os.path.join(outdir, name + ".qmp")
         self.console_log = open(os.path.join(outdir, name + ".console"), "w", errors="replace")
         self.proc = None
         self.sock = None
@@ -71,6 +72,7 @@ class VM:
             "-display", "none", "-vga", "none", "-no-reboot",
             "-chardev", "socket,id=con0,path=%s,server=on,wait=off" % self.sock_path,
             "-serial", "chardev:con0",
+            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
             "-drive", "file=%s,format=raw,if=virtio,snapshot=on" % image,
             "-drive", "file=%s,format=raw,if=virtio,readonly=on" % data_disk,
             "-netdev", netdev, "-device", "%s,netdev=n0,mac=%s" % (self.a.nic, mac),
@@ -99,6 +101,30 @@ class VM:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def qmp(self, command, **arguments):
+        """One QMP command on the VM's monitor socket; returns its "return" value, raises
+        VMDead on an error answer."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        try:
+            s.connect(self.qmp_path)
+            f = s.makefile("rw")
+            json.loads(f.readline())  # greeting
+            for cmd in ({"execute": "qmp_capabilities"}, {"execute": command, "arguments": arguments}):
+                f.write(json.dumps(cmd) + "\n")
+                f.flush()
+                while True:
+                    r = json.loads(f.readline())
+                    if "event" not in r:
+                        break
+                if "error" in r:
+                    raise VMDead("%s: qmp %s: %s" % (self.name, cmd["execute"], r["error"]))
+            return r.get("return")
+        except (OSError, ValueError) as e:
+            raise VMDead("%s: qmp %s: %s" % (self.name, command, e))
+        finally:
+            s.close()
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -835,6 +861,248 @@ class Run:
             if rtt.get(mode) is not None and rtt.get("default") is not None:
                 t.fig(**{"rtt_added_%s_ms" % mode: round(rtt[mode] - rtt["default"], 3)})
 
+    # -- service (issue 12: emtun(8) rc.d script, daemon(8) supervision, devd, metrics) --------
+    def sc_service(self, t):
+        """The rc.d service on the DUT, in one sequence: install + rc.conf + reboot (boot),
+        kill -9 of the supervised tunnel (crash), SIGSTOP under a 10 ms watchdog with
+        --reattach (revoke), the Prometheus metrics, the devd syslog lines, and service stop
+        with the offloads restored. Leaves the DUT as `init dut` made it."""
+        if not self.have.get("emtunctl"):
+            t.ok(False, "emtunctl is on the data disk")
+            return
+        if not self.kernel_tunnel:
+            t.ok(False, "service needs the kmod-patch kernel (no dev.em.0.tunnel sysctls)")
+            return
+        dut = self.dut
+        _, cap, _ = dut.g("svccheck", 60)
+        self.svc_cap = cap
+        t.note("emtunctl: --reattach %s, --poll %s, stats --format prometheus %s; pingpong --reattach %s"
+               % (cap.get("svc_reattach"), cap.get("svc_poll"), cap.get("svc_prom"), cap.get("pp_reattach")))
+        try:
+            if not self.svc_boot(t):
+                return
+            self.svc_crash(t)
+            self.svc_revoke(t)
+            self.svc_metrics(t)
+            self.svc_stop(t)
+            self.svc_devd(t)
+        finally:
+            if dut.alive() and not dut.crashed:
+                dut.g("svcconf emtun_enable=NO", 30)
+                dut.g("svc onestop", 150)
+                dut.g("init dut", 60)
+
+    def svc_wd(self):
+        """The service's watchdog: WATCHDOG_US_RUN as an emtunctl duration."""
+        us = self.a.watchdog_us_run
+        return "%dms" % (us // 1000) if us % 1000 == 0 else "%dus" % us
+
+    def svc_boot(self, t):
+        dut, cap = self.dut, self.svc_cap
+        rc, kv, out = dut.g("svcinstall", 120)
+        if not t.ok(rc == 0 and kv.get("svcinstall") == "ok" and kv.get("rcvar") == "1",
+                    "boot: binaries, rc.d script and devd rules installed", rcvar=kv.get("rcvar")):
+            t.note(out.strip()[-400:])
+            return False
+        conf = ["ifconfig_em0=inet %s/24" % DUT_IP, "emtun_enable=YES", "emtun_ifaces=em0",
+                "emtun_em0_claim=%s" % ETHERTYPE, "emtun_em0_watchdog=%s" % self.svc_wd(),
+                "emtun_em0_reattach=%s" % ("YES" if cap.get("svc_reattach") == "yes" else "NO"),
+                "emtun_restart_delay=1"]
+        if cap.get("svc_poll") == "yes":
+            conf.append("emtun_em0_poll=interval:1ms")
+        _, kv, _ = dut.g("svcconf " + " ".join(shlex.quote(c) for c in conf), 60)
+        t.ok(all(kv.get("sysrc.%s.rc" % c.split("=")[0]) == "0" for c in conf), "boot: rc.conf set with sysrc",
+             conf=conf)
+        _, st0, _ = dut.g("svcstate", 30)
+        # -snapshot keeps the guest's writes until QEMU exits, and -no-reboot would make QEMU exit
+        # at the reboot: let this one reboot happen, then go back to exit-on-reboot (a panic
+        # that reboots must still end the run)
+        dut.qmp("set-action", reboot="reset")
+        # the console unmuted: the rc scripts' output at shutdown and boot, and a panic, show
+        dut.run("sysctl kern.consmute=0 >/dev/null", 30)
+        dut.buf = ""
+        dut.send("shutdown -r now\n")
+        dut.t_start = time.monotonic()
+        try:
+            stop_line = self.svc_console(r"emtun: em0: state \w+", 300)
+            start_line = self.svc_console(r"emtun: em0: tunneled|WARNING: em0: .*", self.a.boot_timeout)
+            secs = dut.login(self.a.boot_timeout)
+        finally:
+            dut.qmp("set-action", reboot="shutdown")
+        t.fig(service_reboot_to_login_s=round(secs, 1))
+        t.ok(stop_line == "emtun: em0: state default", "boot: at the shutdown, rc.shutdown stopped the service "
+             "(console: em0 state default)", console=stop_line)
+        t.ok(start_line == "emtun: em0: tunneled", "boot: at the boot, the rc script started the tunnel "
+             "(console: em0 tunneled)", console=start_line)
+        dut.run("mount -t msdosfs -o ro /dev/vtbd1 /mnt 2>/dev/null; [ -d /tmp/e ] || cp -R /mnt/emtun /tmp/e; "
+                "sysctl -q net.inet.icmp.icmplim=0 >/dev/null", 120)
+        _, st, _ = dut.g("svcwait tunneled 60", 90)
+        _, st1, _ = dut.g("svcstate", 30)
+        t.ok(st1.get("boottime") != st0.get("boottime"), "boot: the DUT rebooted",
+             boottime_before=st0.get("boottime"), boottime_after=st1.get("boottime"))
+        up = st.get("state") == "tunneled" and st1.get("owner_pid") == st1.get("child_pid") != ""
+        t.ok(up, "boot: em0 comes up tunneled by the service's child (daemon(8) supervised)",
+             state=st.get("state"), owner_pid=st1.get("owner_pid"), child_pid=st1.get("child_pid"),
+             daemon_pid=st1.get("daemon_pid"), watchdog_us=st1.get("watchdog_us"))
+        t.ok(st1.get("offloads_file") not in (None, ""), "boot: arm turned off offloads and the service recorded them",
+             offloads=st1.get("offloads_file"), options=st1.get("options"))
+        rc, kv, _ = dut.g("waitping %s 60" % PEER_IP, 90)
+        rc2, pkv, _ = dut.g("pingstat %s 5 0.2" % PEER_IP, 60)
+        t.ok(rc == 0 and rc2 == 0, "boot: kernel ping through the tunnel", waitping_s=kv.get("waitping_s"),
+             loss_pct=pkv.get("ping_loss_pct"))
+        _, skv, sout = dut.g("svc status", 60)
+        t.ok(skv.get("svc_rc") == "0" and "supervised by daemon pid" in sout and "tunneled" in sout,
+             "boot: service emtun status shows the supervisor and emtunctl status", out=sout.strip()[-300:])
+        if not up:
+            self.dut.g("svclog 20", 30)
+        return up
+
+    def svc_console(self, pattern, timeout):
+        """The first console line matching pattern before the next login prompt (None if the
+        prompt comes first, which is left for VM.login)."""
+        try:
+            m, _ = self.dut.expect(pattern + "|login: ", timeout)
+        except StepTimeout:
+            return None
+        if m.group(0) == "login: ":
+            self.dut.buf = m.group(0) + self.dut.buf
+            return None
+        return m.group(0).strip()
+
+    def svc_crash(self, t):
+        dut = self.dut
+        _, st, _ = dut.g("svcstate", 30)
+        old = st.get("child_pid")
+        if not old:
+            t.ok(False, "crash: the service has a tunnel pid")
+            return
+        dut.g("bgping svcping %s 600 0.01" % PEER_IP, 20)
+        time.sleep(1)
+        rc, out = dut.run("/tmp/e/bin/probe sig-watch %s KILL 20000 --sysctl %s.state=armed --udp %s:%d"
+                          % (old, SYS, PEER_IP, UDP_ECHO_PORT), 60)
+        w = parse_json(out)
+        _, kv, _ = dut.g("svcwait tunneled 15 %s" % old, 40)
+        dut.run("pkill -INT -x ping; true", 10)
+        _, pkv, _ = dut.g("pingres svcping 20", 60)
+        restart_s = None
+        if w.get("signal_wall_ns") and num(kv.get("wait_wall_ns")):
+            restart_s = round((num(kv["wait_wall_ns"]) - w["signal_wall_ns"]) / 1e9, 3)
+        back = kv.get("state") == "tunneled" and kv.get("owner_pid") not in (None, "", old)
+        t.ok(back and restart_s is not None and restart_s <= 3.0,
+             "crash: kill -9 of the tunnel -> daemon(8) restarts it -> tunneled again within 3 s",
+             restart_s=restart_s, old_pid=old, new_pid=kv.get("owner_pid"), state=kv.get("state"))
+        t.ok(w.get("udp_recover_ms") is not None and (restart_s is None or w["udp_recover_ms"] < restart_s * 1000),
+             "crash: kernel traffic flows in the gap (UDP echo answered before the restart)",
+             udp_recover_ms=w.get("udp_recover_ms"), state_armed_ms=w.get("state_ms"),
+             ping_gap_pkts_10ms=num(pkv.get("ping_max_gap_pkts")))
+        t.fig(service_crash_restart_s=restart_s, service_crash_udp_recover_ms=w.get("udp_recover_ms"),
+              service_crash_ping_outage_ms=(num(pkv.get("ping_max_gap_pkts")) or 0) * 10)
+
+    def svc_revoke(self, t):
+        dut, cap = self.dut, self.svc_cap
+        if cap.get("svc_reattach") != "yes":
+            t.ok(True, "revoke: SIGSTOP under a 10 ms watchdog -> revoked -> SIGCONT -> re-attached by itself",
+                 skip="emtunctl run --reattach is not supported by this emtunctl (%s)" % cap.get("svc_reattach_err"))
+            # a revoke all the same, for the devd lines: the runner exits and daemon(8) restarts it
+            _, st, _ = dut.g("svcstate", 30)
+            dut.g("ctl revoke em0", 30)
+            dut.g("svcwait tunneled 15 %s" % st.get("child_pid"), 40)
+            return
+        pp = cap.get("pp_reattach") == "yes" and self.have.get("pingpong")
+        if pp:
+            # the application is the pingpong server, re-attaching by itself (emtun_em0_command)
+            dut.g("svcconf %s" % shlex.quote("emtun_em0_command=/usr/local/bin/emtun-pingpong em0 --role server "
+                                             "--count 0 --timeout 86400 --ethertype %s --reattach" % ETHERTYPE), 30)
+            dut.g("svc restart", 150)
+            dut.g("svcwait tunneled 30", 60)
+            dut.g("waitping %s 30" % PEER_IP, 60)
+            before = self.svc_pairs(t, "before the revoke")
+        _, st, _ = dut.g("svcstate", 30)
+        pid = st.get("child_pid")
+        rc, out = dut.run("/tmp/e/bin/probe sig-watch %s STOP 20000 --sysctl %s.state=revoked --set %s.watchdog_us=10000 "
+                          "--udp %s:%d" % (pid, SYS, SYS, PEER_IP, UDP_ECHO_PORT), 60)
+        w = parse_json(out)
+        # back to the run period before the owner runs again (a 10 ms watchdog fires falsely under TCG)
+        self.kset(t, "watchdog_us=%d" % self.a.watchdog_us_run)
+        dut.run("kill -CONT %s" % pid, 10)
+        _, kv, _ = dut.g("svcwait tunneled 20", 40)
+        t.ok(w.get("state_after") == "revoked", "revoke: SIGSTOP under a 10 ms watchdog -> revoked",
+             revoke_ms=w.get("state_ms"), state_before=w.get("state_before"), state=w.get("state_after"))
+        t.ok(kv.get("state") == "tunneled" and kv.get("owner_pid") == pid and kv.get("child_pid") == pid,
+             "revoke: SIGCONT -> the same process re-attached by itself (no restart)",
+             pid=pid, owner_pid=kv.get("owner_pid"), child_pid=kv.get("child_pid"), wait_ds=kv.get("wait_ds"))
+        t.fig(service_revoke_ms=w.get("state_ms"), service_reattach_ds=num(kv.get("wait_ds")))
+        if pp:
+            dut.g("waitping %s 30" % PEER_IP, 60)
+            after = self.svc_pairs(t, "after the re-attach")
+            t.fig(service_pairs_before=before, service_pairs_after=after)
+            dut.g("svcconf emtun_em0_command=", 30)
+            dut.g("svc restart", 150)
+            dut.g("svcwait tunneled 30", 60)
+        else:
+            t.ok(True, "revoke: a pingpong client on the peer sees pairs again",
+                 skip="the pingpong example has no --reattach (emtunctl run answers no pairs)")
+
+    def svc_pairs(self, t, when):
+        count = 200
+        rc, out = self.peer.run("timeout 120 /tmp/e/bin/pingpong em0 --role client --peer %s --ethertype %s "
+                                "--count %d --timeout 60" % (DUT_MAC, ETHERTYPE, count), 150)
+        pp = parse_pingpong(out)
+        t.ok(rc == 0 and num(pp.get("pairs"), 0) >= count, "revoke: pingpong client on the peer sees pairs %s" % when,
+             rc=rc, pairs=pp.get("pairs"), pairs_per_s=pp.get("pairs_per_s"))
+        return pp.get("pairs_per_s")
+
+    def svc_metrics(self, t):
+        if self.svc_cap.get("svc_prom") != "yes":
+            t.ok(True, "metrics: emtunctl stats --format prometheus parses with prometheus_client",
+                 skip="emtunctl stats --format prometheus is not supported by this emtunctl (%s)"
+                 % self.svc_cap.get("svc_prom_err"))
+            return
+        rc, kv, out = self.dut.g("prom", 30)
+        text = extract_prom(out)
+        with open(os.path.join(self.a.out, "service-metrics.prom"), "w") as f:
+            f.write(text)
+        problems = check_prometheus(text, "em0", expect_state="tunneled")
+        t.ok(kv.get("prom_rc") == "0" and not problems,
+             "metrics: emtunctl stats --format prometheus parses with prometheus_client, names/types/labels as emtun(8)",
+             problems=problems[:8], bytes=len(text))
+
+    def svc_stop(self, t):
+        dut = self.dut
+        _, st, _ = dut.g("svcstate", 30)
+        _, kv, out = dut.g("svc stop", 150)
+        _, st1, _ = dut.g("svcstate", 30)
+        restored = [o for o in st.get("offloads_file", "").split(",") if o]
+        t.ok(kv.get("svc_rc") == "0" and st1.get("state") == "default" and not st1.get("daemon_pid"),
+             "stop: service emtun stop -> state default, no supervisor", state=st1.get("state"),
+             out=out.strip()[-300:])
+        names = {"txcsum": "TXCSUM", "txcsum6": "TXCSUM_IPV6", "tso4": "TSO4", "tso6": "TSO6",
+                 "vlanhwtag": "VLAN_HWTAGGING"}
+        on = set(st1.get("options", "").split(","))
+        t.ok(restored and all(names[o] in on for o in restored),
+             "stop: the offloads that the boot's arm turned off are on again", restored=restored,
+             options=st1.get("options"))
+        # a controlled cycle: options before start == options after stop
+        _, kv, _ = dut.g("svc onestart", 150)
+        _, mid, _ = dut.g("svcstate", 30)
+        dut.g("svc onestop", 150)
+        _, end, _ = dut.g("svcstate", 30)
+        t.ok(mid.get("state") == "tunneled" and mid.get("options") != st1.get("options")
+             and end.get("options") == st1.get("options") and end.get("state") == "default",
+             "stop: onestart + onestop leave em0 in state default with the options it had before",
+             before=st1.get("options"), running=mid.get("options"), after=end.get("options"), state=end.get("state"))
+
+    def svc_devd(self, t):
+        _, kv, out = self.dut.g("svclog 80", 30)
+        with open(os.path.join(self.a.out, "service-messages.log"), "w") as f:
+            f.write(out)
+        n = {k: int(num(kv.get(k), 0)) for k in ("devd_register", "devd_revoke", "devd_revoke_watchdog", "devd_close")}
+        t.ok(n["devd_register"] >= 1, "devd: syslog line for register (state=tunneled reason=register)", **n)
+        t.ok(n["devd_revoke"] >= 1, "devd: syslog line for the revoke (state=revoked)", **n)
+        t.ok(n["devd_close"] >= 1, "devd: syslog line for close (reason=close)", **n)
+        if self.svc_cap.get("svc_reattach") == "yes":
+            t.ok(n["devd_revoke_watchdog"] >= 1, "devd: the watchdog revoke is logged with reason=watchdog", **n)
+
     # -- driver ---------------------------------------------------------------------------------
     def run(self):
         ok_all = True
@@ -945,6 +1213,84 @@ def parse_json_any(text):
             except ValueError:
                 continue
     return None
+
+
+# Prometheus metrics of `emtunctl stats IFACE --format prometheus`, as specified in emtun(8):
+# name -> (type, label names). The Rust side must print exactly these.
+PROM_METRICS = {
+    "emtun_state": ("gauge", {"iface", "state"}),
+    "emtun_watchdog_us": ("gauge", {"iface"}),
+    "emtun_max_gap_us": ("gauge", {"iface"}),
+    "emtun_enter_total": ("counter", {"iface"}),
+    "emtun_exit_total": ("counter", {"iface"}),
+    "emtun_revoke_watchdog_total": ("counter", {"iface"}),
+    "emtun_revoke_admin_total": ("counter", {"iface"}),
+    "emtun_host_in_total": ("counter", {"iface"}),
+    "emtun_host_out_total": ("counter", {"iface"}),
+    "emtun_host_drop_total": ("counter", {"iface"}),
+}
+PROM_STATES = ("default", "armed", "tunneled", "revoked")
+
+
+def extract_prom(text):
+    """The exposition text g.sh prints between its markers."""
+    m = re.search(r"@@PROM-BEGIN@@\n(.*?)@@PROM-END@@", text, re.S)
+    return m.group(1) if m else ""
+
+
+def check_prometheus(text, iface, expect_state=None):
+    """Problems of an exposition text against emtun(8)'s spec ([] = good), parsed with
+    prometheus_client's text parser (PyPI), as Prometheus' textfile collector would."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        return ["prometheus_client is not installed (pip install prometheus_client)"]
+    problems = []
+    try:
+        fams = list(text_string_to_metric_families(text))
+    except Exception as e:  # the parser raises ValueError and others on bad input
+        return ["does not parse: %r" % e]
+    seen = {}
+    for f in fams:
+        for smp in f.samples:
+            seen.setdefault(smp.name, []).append((f.type, smp))
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) != 4 or parts[2] not in PROM_METRICS:
+                problems.append("unexpected TYPE line: %s" % line)
+            elif parts[3] != PROM_METRICS[parts[2]][0]:
+                problems.append("%s: TYPE %s, want %s" % (parts[2], parts[3], PROM_METRICS[parts[2]][0]))
+    helped = {l.split()[2] for l in text.splitlines() if l.startswith("# HELP ") and len(l.split()) > 2}
+    for name, (typ, labels) in PROM_METRICS.items():
+        if name not in helped:
+            problems.append("%s: no HELP line" % name)
+        if name not in seen:
+            problems.append("%s: missing" % name)
+            continue
+        for ftype, smp in seen[name]:
+            if ftype != typ:
+                problems.append("%s: parsed as %s, want %s" % (name, ftype, typ))
+            if set(smp.labels) != labels:
+                problems.append("%s: labels %s, want %s" % (name, sorted(smp.labels), sorted(labels)))
+            if smp.labels.get("iface") != iface:
+                problems.append("%s: iface=%r, want %r" % (name, smp.labels.get("iface"), iface))
+            if smp.value < 0 or smp.value != int(smp.value):
+                problems.append("%s: value %r is not a non-negative integer" % (name, smp.value))
+            if smp.timestamp is not None:
+                problems.append("%s: has a timestamp" % name)
+    for name in seen:
+        if name not in PROM_METRICS:
+            problems.append("%s: not in the spec" % name)
+    states = {smp.labels.get("state"): smp.value for _, smp in seen.get("emtun_state", [])}
+    if "emtun_state" in seen:
+        if set(states) != set(PROM_STATES):
+            problems.append("emtun_state: states %s, want %s" % (sorted(states, key=str), list(PROM_STATES)))
+        elif sum(states.values()) != 1:
+            problems.append("emtun_state: %s samples are 1, want exactly one" % sum(states.values()))
+        elif expect_state and states.get(expect_state) != 1:
+            problems.append("emtun_state: current state is not %s: %s" % (expect_state, states))
+    return problems
 
 
 def parse_app_stats(text):

@@ -97,8 +97,262 @@ class Entry(unittest.TestCase):
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 2)
 
+    def test_service_files_on_the_data_disk(self):
+        with open(os.path.join(HERE, "run.sh")) as f:
+            text = f.read()
+        self.assertIn("pkg/freebsd/net/emtun/files/emtun.in", text)
+        self.assertIn("pkg/devd/emtun.conf", text)
+        self.assertIn("service", harness.ALL_SCENARIOS)
+
     def test_guest_script_parses(self):
         subprocess.run(["sh", "-n", os.path.join(HERE, "guest", "g.sh")], check=True, timeout=60)
+
+
+# What `emtunctl stats em0 --format prometheus` must print (emtun(8), PROMETHEUS METRICS).
+PROM_SAMPLE = """\
+# HELP emtun_state Tunnel state of the interface (1 = current).
+# TYPE emtun_state gauge
+emtun_state{iface="em0",state="default"} 0
+emtun_state{iface="em0",state="armed"} 0
+emtun_state{iface="em0",state="tunneled"} 1
+emtun_state{iface="em0",state="revoked"} 0
+# HELP emtun_watchdog_us Watchdog period in microseconds (0 = off).
+# TYPE emtun_watchdog_us gauge
+emtun_watchdog_us{iface="em0"} 10000
+# HELP emtun_max_gap_us Longest gap between two heartbeats of the owner, in microseconds.
+# TYPE emtun_max_gap_us gauge
+emtun_max_gap_us{iface="em0"} 1210
+# HELP emtun_enter_total Entries into tunneled mode.
+# TYPE emtun_enter_total counter
+emtun_enter_total{iface="em0"} 3
+# HELP emtun_exit_total Exits from tunneled mode.
+# TYPE emtun_exit_total counter
+emtun_exit_total{iface="em0"} 2
+# HELP emtun_revoke_watchdog_total Registrations revoked by the watchdog.
+# TYPE emtun_revoke_watchdog_total counter
+emtun_revoke_watchdog_total{iface="em0"} 1
+# HELP emtun_revoke_admin_total Registrations revoked by an administrator.
+# TYPE emtun_revoke_admin_total counter
+emtun_revoke_admin_total{iface="em0"} 0
+# HELP emtun_host_in_total Frames passed from the tunnel to the kernel stack.
+# TYPE emtun_host_in_total counter
+emtun_host_in_total{iface="em0"} 52
+# HELP emtun_host_out_total Frames queued by the kernel stack for the tunnel.
+# TYPE emtun_host_out_total counter
+emtun_host_out_total{iface="em0"} 48
+# HELP emtun_host_drop_total Kernel stack frames dropped.
+# TYPE emtun_host_drop_total counter
+emtun_host_drop_total{iface="em0"} 0
+"""
+
+
+class Prometheus(unittest.TestCase):
+    """The exposition format of emtunctl stats --format prometheus, checked with the
+    Prometheus text parser from PyPI (prometheus_client), as the VM scenario does."""
+
+    def setUp(self):
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            self.skipTest("prometheus_client not installed (make setup installs it)")
+
+    def test_sample_parses_with_the_expected_families(self):
+        from prometheus_client.parser import text_string_to_metric_families
+        fams = {f.name: f for f in text_string_to_metric_families(PROM_SAMPLE)}
+        # the parser names a counter family without its _total suffix
+        want = {n[:-len("_total")] if t == "counter" else n: t for n, (t, _) in harness.PROM_METRICS.items()}
+        self.assertEqual({n: f.type for n, f in fams.items()}, want)
+        self.assertEqual({s.labels["state"]: s.value for s in fams["emtun_state"].samples},
+                         {"default": 0, "armed": 0, "tunneled": 1, "revoked": 0})
+        self.assertEqual(fams["emtun_enter"].samples[0].name, "emtun_enter_total")
+        self.assertEqual(harness.check_prometheus(PROM_SAMPLE, "em0", expect_state="tunneled"), [])
+
+    def test_problems_are_found(self):
+        c = harness.check_prometheus
+        self.assertIn("does not parse", c('emtun_state{iface="em0" 1\n', "em0")[0])
+        self.assertTrue(any("want counter" in p for p in
+                            c(PROM_SAMPLE.replace("emtun_enter_total counter", "emtun_enter_total gauge"), "em0")))
+        self.assertTrue(any("emtun_host_drop_total: missing" in p for p in
+                            c(PROM_SAMPLE.replace('emtun_host_drop_total{iface="em0"} 0\n', ""), "em0")))
+        self.assertTrue(any("labels" in p for p in
+                            c(PROM_SAMPLE.replace('emtun_exit_total{iface="em0"}', 'emtun_exit_total{if="em0"}'), "em0")))
+        self.assertTrue(any("exactly one" in p for p in
+                            c(PROM_SAMPLE.replace('state="armed"} 0', 'state="armed"} 1'), "em0")))
+        self.assertTrue(any("current state is not armed" in p for p in c(PROM_SAMPLE, "em0", expect_state="armed")))
+        self.assertTrue(any("iface=" in p for p in c(PROM_SAMPLE, "em1")))
+        self.assertTrue(any("unexpected TYPE line" in p for p in
+                            c(PROM_SAMPLE.replace("# TYPE emtun_exit_total", "# TYPE emtun_exit"), "em0")))
+        self.assertTrue(any("not in the spec" in p for p in c(PROM_SAMPLE + 'emtun_extra{iface="em0"} 1\n', "em0")))
+
+    def test_extract_from_console(self):
+        out = "noise\n@@PROM-BEGIN@@\n" + PROM_SAMPLE + "@@PROM-END@@\nprom_rc=0\n"
+        self.assertEqual(harness.extract_prom(out), PROM_SAMPLE)
+        self.assertEqual(harness.extract_prom("no markers"), "")
+
+
+class Qmp(unittest.TestCase):
+    def test_set_action(self):
+        import json
+        import socket
+        import tempfile
+        import threading
+        d = tempfile.mkdtemp(prefix="emtun-qmp-")
+        path = os.path.join(d, "dut.qmp")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        got = []
+
+        def serve():
+            c, _ = srv.accept()
+            f = c.makefile("rw")
+            f.write('{"QMP": {"version": {}, "capabilities": []}}\n')
+            f.flush()
+            for _ in range(2):
+                got.append(json.loads(f.readline()))
+                f.write('{"event": "X", "timestamp": {}}\n{"return": {}}\n')
+                f.flush()
+            c.close()
+        th = threading.Thread(target=serve)
+        th.start()
+        vm = harness.VM.__new__(harness.VM)
+        vm.name, vm.qmp_path = "dut", path
+        self.assertEqual(vm.qmp("set-action", reboot="reset"), {})
+        th.join(10)
+        srv.close()
+        self.assertEqual(got, [{"execute": "qmp_capabilities"},
+                               {"execute": "set-action", "arguments": {"reboot": "reset"}}])
+        os.unlink(path)
+        os.rmdir(d)
+
+
+class FakeVM:
+    """A scripted DUT/peer for a dry run of the service scenario (no QEMU): just enough state
+    (boot count, running service, tunnel pid, offloads) for every step to pass."""
+
+    def __init__(self, name):
+        self.name, self.crashed, self.boots, self.running, self.pid = name, None, 1, False, 100
+        self.buf, self.t_start, self.calls, self.qmps, self.pos = "", 0, [], [], 0
+
+    def alive(self):
+        return True
+
+    def qmp(self, command, **args):
+        self.qmps.append((command, args))
+        return {}
+
+    def send(self, text):
+        if text.startswith("shutdown -r"):
+            self.boots, self.running = self.boots + 1, True
+
+    def login(self, timeout):
+        return 42.0
+
+    def expect(self, pattern, timeout):
+        import re
+        text = ("Stopping emtun: em0\nemtun: em0: state default\nUptime: 5m\nRebooting...\n"
+                "Starting emtun: em0\nemtun: em0: tunneled (/usr/local/sbin/emtunctl run em0)\n\nlogin: ")
+        m = re.compile(pattern).search(text, self.pos)
+        if not m:
+            raise harness.StepTimeout(pattern)
+        self.pos = m.end()
+        return m, text[:m.end()]
+
+    def run(self, cmd, timeout):
+        self.calls.append(cmd)
+        if "sig-watch" in cmd:
+            sig = cmd.split()[3]
+            if sig == "KILL":
+                self.pid += 1
+            return 0, '{"signal_wall_ns":1000000000,"state_before":"tunneled","state_after":"%s","state_ms":12.5,' \
+                      '"udp_recover_ms":30.0}\n' % ("armed" if sig == "KILL" else "revoked")
+        if "pingpong" in cmd:
+            return 0, "pingpong mode=netmap role=client pairs=200 lost=0 pairs_per_s=50\n"
+        return 0, ""
+
+    def g(self, args, timeout=60):
+        self.calls.append(args)
+        a = args.split()
+        sub, kv, out = a[0], {}, ""
+        opts_on, opts_run = "RXCSUM,TXCSUM,VLAN_MTU,VLAN_HWTAGGING", "RXCSUM,VLAN_MTU"
+        if sub == "svccheck":
+            kv = dict(self.caps)
+        elif sub == "svcinstall":
+            kv = {"svcinstall": "ok", "rcvar": "1"}
+        elif sub in ("svcconf", "k"):
+            import shlex
+            for x in shlex.split(args)[1:]:
+                kv[("sysrc.%s.rc" if sub == "svcconf" else "set.%s.rc") % x.split("=")[0]] = "0"
+        elif sub == "svcstate":
+            kv = {"state": "tunneled" if self.running else "default", "boottime": str(self.boots),
+                  "owner_pid": str(self.pid) if self.running else "0",
+                  "child_pid": str(self.pid) if self.running else "", "daemon_pid": "99" if self.running else "",
+                  "offloads_file": "txcsum,vlanhwtag" if self.running else "",
+                  "options": opts_run if self.running else opts_on}
+        elif sub == "svcwait":
+            kv = {"state": "tunneled", "owner_pid": str(self.pid), "child_pid": str(self.pid),
+                  "wait_wall_ns": "2500000000", "wait_ds": "3"}
+        elif sub == "svc":
+            self.running = {"stop": False, "onestop": False}.get(a[1], True)
+            kv = {"svc_rc": "0"}
+            out = "out: emtun: em0: supervised by daemon pid 99, tunnel pid 100\nout: em0 tunneled\n"
+        elif sub == "prom":
+            kv = {"prom_rc": "0"}
+            out = "@@PROM-BEGIN@@\n" + PROM_SAMPLE + "@@PROM-END@@\nprom_rc=0\n"
+        elif sub == "svclog":
+            kv = {"devd_register": "2", "devd_revoke": "1", "devd_revoke_watchdog": "1", "devd_close": "1"}
+        elif sub == "pingstat":
+            kv = {"ping_loss_pct": "0.0"}
+        elif sub == "pingres":
+            kv = {"ping_max_gap_pkts": "5"}
+        return 0, kv, out
+
+
+class ServiceDryRun(unittest.TestCase):
+    def test_console_line_before_the_prompt(self):
+        r = harness.Run.__new__(harness.Run)
+        r.dut = FakeVM("dut")
+        self.assertEqual(r.svc_console(r"emtun: em0: state \w+", 10), "emtun: em0: state default")
+        self.assertIsNone(r.svc_console(r"no such line", 10))  # the prompt came first: left for login
+        self.assertEqual(r.dut.buf, "login: ")
+
+    def run_service(self, caps):
+        import argparse
+        import tempfile
+        out = tempfile.mkdtemp(prefix="emtun-svc-")
+        a = argparse.Namespace(out=out, watchdog_us_run=2000000, boot_timeout=600, accel="tcg", image="x")
+        r = harness.Run(a)
+        r.dut, r.peer = FakeVM("dut"), FakeVM("peer")
+        r.dut.caps = caps
+        r.have = {"emtunctl": True, "pingpong": True, "fwd": True, "probe": True}
+        r.kernel_tunnel = True
+        t = harness.Tap("service")
+        r.sc_service(t)
+        text = t.text()
+        import shutil
+        shutil.rmtree(out, ignore_errors=True)
+        return t, text, r
+
+    def test_all_supported(self):
+        t, text, r = self.run_service({"svc_reattach": "yes", "svc_poll": "yes", "svc_prom": "yes", "pp_reattach": "yes"})
+        self.assertEqual(t.failed, 0, text)
+        self.assertNotIn("# SKIP", text)
+        self.assertIn("ok 3 - boot: at the shutdown, rc.shutdown stopped the service", text)
+        self.assertIn("ok 4 - boot: at the boot, the rc script started the tunnel", text)
+        self.assertEqual(r.dut.qmps, [("set-action", {"reboot": "reset"}), ("set-action", {"reboot": "shutdown"})])
+        self.assertTrue(any("emtun_em0_poll=interval:1ms" in c for c in r.dut.calls))
+        self.assertTrue(any("emtun_em0_reattach=YES" in c for c in r.dut.calls))
+        self.assertEqual(r.dut.calls[-1], "init dut")
+
+    def test_without_the_rust_side(self):
+        t, text, r = self.run_service({"svc_reattach": "no", "svc_poll": "no", "svc_prom": "no", "pp_reattach": "no",
+                                       "svc_reattach_err": "error: unexpected argument '--reattach' found"})
+        self.assertEqual(t.failed, 0, text)
+        self.assertIn("# SKIP emtunctl run --reattach is not supported by this emtunctl (error: unexpected argument", text)
+        self.assertIn("# SKIP emtunctl stats --format prometheus is not supported", text)
+        self.assertTrue(any("emtun_em0_reattach=NO" in c for c in r.dut.calls))
+        self.assertFalse(any("emtun_em0_poll" in c for c in r.dut.calls))
+        self.assertTrue(any(c == "ctl revoke em0" for c in r.dut.calls))
 
 
 if __name__ == "__main__":

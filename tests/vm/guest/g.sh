@@ -236,5 +236,121 @@ ctl() {
 	return $rc
 }
 
+# --- service (emtun(8) rc.d script, devd rules; scenario "service") ------------------------
+SVC_PID=/var/run/emtun_$IF.pid
+SVC_CHILD=/var/run/emtun_$IF.child.pid
+SVC_OFF=/var/run/emtun_$IF.offloads
+
+# svccheck: which of the service's emtunctl/pingpong options this build has (clap refuses an
+# unknown option with exit 2 before it looks at --help)
+svccheck() {
+	for o in "reattach:run $IF --reattach --max-retries 3" "poll:run $IF --poll interval:1ms" \
+	    "prom:stats $IF --format prometheus"; do
+		# shellcheck disable=SC2086
+		if $B/emtunctl ${o#*:} --help >/dev/null 2>/tmp/svccheck.err; then
+			kv "svc_${o%%:*}" yes
+		else
+			kv "svc_${o%%:*}" no
+			kv "svc_${o%%:*}_err" "$(grep -m1 -i error /tmp/svccheck.err | tr -d '\r')"
+		fi
+	done
+	if [ -x $B/pingpong ] && $B/pingpong em0 --role server --reattach --help >/dev/null 2>&1; then
+		kv pp_reattach yes
+	else
+		kv pp_reattach no
+	fi
+}
+
+# svcinstall: what make install does, from the data disk: binaries, the rc.d script (PREFIX
+# substituted), the devd rules; devd rereads its configuration
+svcinstall() {
+	set -e
+	mkdir -p /usr/local/sbin /usr/local/bin /usr/local/etc/rc.d /usr/local/etc/devd
+	install -m 555 $B/emtunctl /usr/local/sbin/emtunctl
+	[ -x $B/fwd ] && install -m 555 $B/fwd /usr/local/bin/emtun-fwd
+	[ -x $B/pingpong ] && install -m 555 $B/pingpong /usr/local/bin/emtun-pingpong
+	sed -e 's,%%PREFIX%%,/usr/local,g' $E/pkg/emtun.in > /usr/local/etc/rc.d/emtun
+	chmod 555 /usr/local/etc/rc.d/emtun
+	install -m 444 $E/pkg/emtun.conf /usr/local/etc/devd/emtun.conf
+	set +e
+	service devd restart >/dev/null 2>&1
+	kv svcinstall ok
+	kv rcvar "$(service emtun rcvar 2>/dev/null | grep -c emtun_enable)"
+}
+
+# svcconf VAR=VALUE...: rc.conf through sysrc(8)
+svcconf() {
+	for a in "$@"; do
+		sysrc "$a" >/dev/null 2>&1
+		kv "sysrc.${a%%=*}.rc" $?
+	done
+}
+
+# opts: the enabled capabilities of the interface, as ifconfig prints them
+opts() {
+	ifconfig $IF | sed -n 's/^[[:space:]]*options=[0-9a-f]*<\(.*\)>.*$/\1/p'
+}
+
+# svcstate: the kernel's and the service's view
+svcstate() {
+	kv state "$(sysctl -n $SYS.state 2>/dev/null)"
+	kv owner_pid "$(sysctl -n $SYS.owner_pid 2>/dev/null)"
+	kv watchdog_us "$(sysctl -n $SYS.watchdog_us 2>/dev/null)"
+	kv daemon_pid "$(cat $SVC_PID 2>/dev/null)"
+	kv child_pid "$(cat $SVC_CHILD 2>/dev/null)"
+	kv offloads_file "$(cat $SVC_OFF 2>/dev/null | tr ' ' ,)"
+	kv options "$(opts)"
+	kv boottime "$(sysctl -n kern.boottime | sed -n 's/^{ sec = \([0-9]*\),.*/\1/p')"
+}
+
+# svcwait STATE SECS [OLD_PID]: wait until the state is STATE and, for tunneled, the owner is
+# the service's child (and not OLD_PID); then the wall clock in ns
+svcwait() {
+	i=0
+	while [ $i -lt $(( $2 * 20 )) ]; do
+		st=$(sysctl -n $SYS.state 2>/dev/null)
+		op=$(sysctl -n $SYS.owner_pid 2>/dev/null)
+		cp=$(cat $SVC_CHILD 2>/dev/null)
+		if [ "$st" = "$1" ]; then
+			[ "$1" != tunneled ] && break
+			[ "$op" = "$cp" ] && [ "$op" != "${3:-}" ] && break
+		fi
+		sleep 0.05; i=$((i + 1))
+	done
+	kv wait_wall_ns "$($B/probe now | sed 's/[^0-9]//g')"
+	kv wait_ds $((i / 2))
+	kv state "$st"
+	kv owner_pid "$op"
+	kv child_pid "$cp"
+	[ "$st" = "$1" ]
+}
+
+# svc ARGS...: service emtun ARGS, output as out: lines
+svc() {
+	timeout 120 service emtun "$@" > /tmp/svc.out 2>&1
+	rc=$?
+	kv svc_rc $rc
+	sed 's/^/out: /' /tmp/svc.out
+	return $rc
+}
+
+# svclog: the emtun lines of /var/log/messages (devd events, the tunnel's own output)
+svclog() {
+	grep ' emtun' /var/log/messages | sed 's/^/log: /' | tail -${1:-60}
+	kv devd_register "$(grep -c 'emtun: em0: tunnel state=tunneled reason=register' /var/log/messages)"
+	kv devd_revoke "$(grep -c 'emtun: em0: tunnel state=revoked reason=' /var/log/messages)"
+	kv devd_revoke_watchdog "$(grep -c 'emtun: em0: tunnel state=revoked reason=watchdog' /var/log/messages)"
+	kv devd_close "$(grep -c 'emtun: em0: tunnel state=[a-z]* reason=close' /var/log/messages)"
+}
+
+# prom: emtunctl stats in the Prometheus format, between markers for the host's parser
+prom() {
+	echo "@@PROM-BEGIN@@"
+	$B/emtunctl stats $IF --format prometheus
+	rc=$?
+	echo "@@PROM-END@@"
+	kv prom_rc $rc
+}
+
 cmd=$1; shift
 "$cmd" "$@"
