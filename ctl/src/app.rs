@@ -1,6 +1,6 @@
 //! Wiring: the platform backends and the dispatch of each command.
 
-use crate::cli::{self, Cmd};
+use crate::cli::{self, Cmd, StatsFormat};
 #[cfg(not(target_os = "freebsd"))]
 use crate::error::CtlError;
 use crate::error::Result;
@@ -12,6 +12,7 @@ use crate::watch::SleepTicker;
 use crate::{commands, run, runner, watch};
 use emtun::netmap_user::sysctl::Sysctl;
 use emtun::signal::stop_on_signals;
+use emtun::Backoff;
 use std::io::Write;
 
 /// The real backends of this system.
@@ -63,7 +64,22 @@ pub fn dispatch(p: &Platform, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
         Cmd::Disarm { iface } => commands::disarm(&ctx, &iface, out),
         Cmd::Revoke { iface } => commands::revoke(&ctx, &iface, out),
         Cmd::Watchdog { iface, period } => commands::watchdog(&ctx, &iface, period, out),
-        Cmd::Stats { iface, reset, json } => commands::stats(&ctx, &iface, reset, json, out),
+        Cmd::Stats {
+            iface,
+            reset,
+            json,
+            format,
+        } => commands::stats(
+            &ctx,
+            &iface,
+            reset,
+            format.unwrap_or(if json {
+                StatsFormat::Json
+            } else {
+                StatsFormat::Text
+            }),
+            out,
+        ),
         Cmd::Watch {
             iface,
             interval,
@@ -78,13 +94,19 @@ pub fn dispatch(p: &Platform, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
             poll,
             busy,
             interval,
+            reattach,
+            max_retries,
         } => {
             let poll = cli::poll_mode(poll, busy, interval);
             let plan = run::preflight(&ctx, &iface, claim, poll)?;
             for w in &plan.warnings {
                 warn(w);
             }
-            runner::run(&ctx, &plan, stop_on_signals(), out)
+            let reattach = reattach.then(|| Backoff {
+                max_retries: (max_retries != 0).then_some(max_retries),
+                ..Backoff::default()
+            });
+            runner::run(&ctx, &plan, reattach, stop_on_signals(), out)
         }
     }
 }

@@ -67,9 +67,12 @@ pub enum Cmd {
         /// Zero the counters after printing them
         #[arg(long)]
         reset: bool,
-        /// Machine-readable output
-        #[arg(long)]
+        /// Same as --format json
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// Output format: text, json (schema 1) or prometheus (text exposition, see emtun(8))
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<StatsFormat>,
     },
     /// Print the counters of IFACE with deltas and rates, until Ctrl-C
     Watch {
@@ -98,7 +101,24 @@ pub enum Cmd {
         /// Same as --poll interval:DUR
         #[arg(long, value_name = "DUR", value_parser = duration::parse_interval)]
         interval: Option<Duration>,
+        /// After a revoke (watchdog or administrator), release the port and open it again, with backoff (100ms doubling to 5s)
+        #[arg(long)]
+        reattach: bool,
+        /// With --reattach: failed opens in a row before giving up (0 = never give up)
+        #[arg(long, value_name = "N", default_value_t = 10, requires = "reattach")]
+        max_retries: u32,
     },
+}
+
+/// How `stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    /// A table for people.
+    Text,
+    /// JSON, schema 1.
+    Json,
+    /// The Prometheus text exposition format.
+    Prometheus,
 }
 
 /// The poll mode of `run`: `--poll`, or its older spellings.

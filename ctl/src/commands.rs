@@ -1,5 +1,6 @@
 //! status, arm, disarm, revoke, watchdog, stats.
 
+use crate::cli::StatsFormat;
 use crate::error::{CtlError, Result};
 use crate::format;
 use crate::iface::{offload_names, BAD_OFFLOAD_MASK};
@@ -252,20 +253,26 @@ pub fn watchdog(ctx: &Ctx, iface: &str, wd: Watchdog, out: &mut dyn Write) -> Re
 }
 
 /// `stats IFACE [--reset] [--json]`: prints the counters, then resets them if asked.
-pub fn stats(ctx: &Ctx, iface: &str, reset: bool, json: bool, out: &mut dyn Write) -> Result<()> {
+pub fn stats(
+    ctx: &Ctx,
+    iface: &str,
+    reset: bool,
+    fmt: StatsFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
     let port = ports::resolve(ctx, iface)?;
     if reset {
         ctx.require_root(&format!("stats --reset {iface}"))?;
     }
     let st: PortStatus = ports::read_status(ctx, &port)?;
-    if json {
-        writeln!(out, "{}", format::stats_json(&st))?;
-    } else {
-        out.write_all(format::stats_text(&st).as_bytes())?;
+    match fmt {
+        StatsFormat::Json => writeln!(out, "{}", format::stats_json(&st))?,
+        StatsFormat::Prometheus => out.write_all(format::stats_prometheus(&st).as_bytes())?,
+        StatsFormat::Text => out.write_all(format::stats_text(&st).as_bytes())?,
     }
     if reset {
         ports::write(ctx, &port, "stats.reset", 1)?;
-        if !json {
+        if fmt == StatsFormat::Text {
             writeln!(out, "{iface}: counters reset")?;
         }
     }

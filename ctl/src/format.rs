@@ -11,7 +11,7 @@
 
 use crate::iface::{offload_names, Caps, BAD_OFFLOADS};
 use crate::ports::PortStatus;
-use emtun::agent::COUNTER_NAMES;
+use emtun::agent::{Counters, COUNTER_NAMES};
 use emtun::duration::{format_us, format_watchdog};
 use serde_json::{json, Map, Value};
 
@@ -165,6 +165,81 @@ pub fn stats_json(s: &PortStatus) -> Value {
     })
 }
 
+/// One metric of the Prometheus exposition: name, type, help, and the agent
+/// value it shows (emtun(8) "METRICS").
+const PROM_COUNTERS: [(&str, &str, &str); 9] = [
+    (
+        "emtun_watchdog_us",
+        "gauge",
+        "Watchdog period in microseconds (0 = off).",
+    ),
+    (
+        "emtun_max_gap_us",
+        "gauge",
+        "Longest gap between two heartbeats of the owner, in microseconds.",
+    ),
+    (
+        "emtun_enter_total",
+        "counter",
+        "Entries into tunneled mode.",
+    ),
+    ("emtun_exit_total", "counter", "Exits from tunneled mode."),
+    (
+        "emtun_revoke_watchdog_total",
+        "counter",
+        "Registrations revoked by the watchdog.",
+    ),
+    (
+        "emtun_revoke_admin_total",
+        "counter",
+        "Registrations revoked by an administrator.",
+    ),
+    (
+        "emtun_host_in_total",
+        "counter",
+        "Frames passed from the tunnel to the kernel stack.",
+    ),
+    (
+        "emtun_host_out_total",
+        "counter",
+        "Frames queued by the kernel stack for the tunnel.",
+    ),
+    (
+        "emtun_host_drop_total",
+        "counter",
+        "Kernel stack frames dropped.",
+    ),
+];
+
+/// `stats --format prometheus`: the text exposition format (version 0.0.4)
+/// for node_exporter's textfile collector; every sample carries `iface`.
+pub fn stats_prometheus(s: &PortStatus) -> String {
+    use std::fmt::Write as _;
+    let iface = s.port.ifname.as_str();
+    let mut out = String::from(
+        "# HELP emtun_state Tunnel state of the interface (1 = current).\n# TYPE emtun_state gauge\n",
+    );
+    for st in ["default", "armed", "tunneled", "revoked"] {
+        let v = u8::from(s.state.as_str() == st);
+        let _ = writeln!(out, "emtun_state{{iface=\"{iface}\",state=\"{st}\"}} {v}");
+    }
+    for (name, kind, help) in PROM_COUNTERS {
+        let value = match name {
+            "emtun_watchdog_us" => s.watchdog_us,
+            "emtun_max_gap_us" => s.counters.0[Counters::MAX_GAP_US],
+            _ => {
+                let leaf = name.trim_start_matches("emtun_").trim_end_matches("_total");
+                s.counters.get(leaf).unwrap_or(0)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{iface=\"{iface}\"}} {value}"
+        );
+    }
+    out
+}
+
 /// `stats` as text.
 pub fn stats_text(s: &PortStatus) -> String {
     let mut out = format!(
@@ -204,7 +279,7 @@ mod tests {
     use crate::error::Owner;
     use crate::iface::{IFCAP_TSO4, IFCAP_TXCSUM};
     use crate::ports::Port;
-    use emtun::agent::{Counters, State};
+    use emtun::agent::State;
     use emtun::netmap_user::ifnet::Link;
     use emtun::IfName;
 
@@ -373,6 +448,18 @@ mod tests {
             assert!(t.contains(&format!("  {n} ")), "{n} missing in {t}");
         }
         assert!(t.contains("1500 (1.5ms)"));
+    }
+
+    /// The exposition emtun(8) documents, pinned by a golden file that the
+    /// harness's unit tests parse with prometheus_client.
+    #[test]
+    fn prometheus_matches_the_golden_exposition() {
+        let mut s = sample("em0", State::Tunneled, None, None);
+        s.counters = Counters([3, 2, 1, 0, 52, 48, 0, 1210]);
+        assert_eq!(
+            stats_prometheus(&s),
+            include_str!("../tests/data/stats-em0.prom")
+        );
     }
 
     /// The documented `status --json` schema 1, pinned by a golden file

@@ -4,9 +4,10 @@
 use crate::error::{CtlError, Result};
 use crate::ports::{self, Ctx};
 use crate::run::{self, Plan, Summary};
+use emtun::duration::format_duration;
 use emtun::duration::format_watchdog;
 use emtun::netmap_user::{Backend, Error as NetmapError};
-use emtun::{Error, Tunnel, TunnelConfig};
+use emtun::{run_supervised, Backoff, Error, Event, Tunnel, TunnelConfig};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -59,8 +60,98 @@ pub fn drive<B: Backend>(
     (r, summary)
 }
 
-/// `run IFACE` after a successful preflight.
-pub fn run(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> Result<()> {
+/// `run IFACE` after a successful preflight; with `reattach`, supervised.
+pub fn run(
+    ctx: &Ctx,
+    plan: &Plan,
+    reattach: Option<Backoff>,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match reattach {
+        Some(b) => run_reattaching(ctx, plan, &b, stop, out),
+        None => run_once(ctx, plan, stop, out),
+    }
+}
+
+/// `run --reattach`: after a revoke, release the port and open it again,
+/// with backoff, until Ctrl-C or `max_retries` failed opens in a row.
+fn run_reattaching(
+    ctx: &Ctx,
+    plan: &Plan,
+    backoff: &Backoff,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let iface = plan.port.ifname.to_string();
+    let limit = backoff
+        .max_retries
+        .map_or("never gives up".to_string(), |m| {
+            format!("gives up after {m} failed opens in a row")
+        });
+    writeln!(
+        out,
+        "{iface}: tunneling; claims {}; {}; watchdog {}; re-attaches after a revoke ({limit}); Ctrl-C to stop",
+        plan.claims.describe(),
+        plan.poll.describe(),
+        format_watchdog(plan.watchdog_us)
+    )?;
+    out.flush()?;
+    let start = Instant::now();
+    let mut claimed_bytes = 0u64;
+    let mut app = |frame: &[u8]| claimed_bytes += frame.len() as u64;
+    let mut before = ports::read_counters(ctx, &plan.port).ok();
+    let (r, stats) = run_supervised(
+        || Tunnel::open(&iface, config(plan)),
+        stop,
+        &mut app,
+        backoff,
+        |ev| {
+            // Progress lines for daemon(8)'s log; a write error must not
+            // stop the tunnel.
+            let _ = match ev {
+                Event::Attached { attempt: 1 } => Ok(()),
+                Event::Attached { attempt } => {
+                    writeln!(out, "{iface}: re-attached (open {attempt})")
+                }
+                Event::Detached(e) => {
+                    let after = ports::read_counters(ctx, &plan.port).ok();
+                    let cause = match (&before, &after) {
+                        (Some(b), Some(a)) if e.is_revoked() => {
+                            run::revoke_cause(b, a, plan.watchdog_us)
+                        }
+                        _ => e.to_string(),
+                    };
+                    before = after;
+                    writeln!(out, "{iface}: detached: {cause}; re-attaching")
+                }
+                Event::Retrying {
+                    failures,
+                    delay,
+                    error,
+                } => writeln!(
+                    out,
+                    "{iface}: open {failures} failed ({error}); next try in {}",
+                    format_duration(*delay)
+                ),
+            };
+            let _ = out.flush();
+        },
+    );
+    let summary = Summary {
+        stats,
+        claimed_bytes,
+    };
+    out.write_all(run::format_summary(&iface, &summary, start.elapsed()).as_bytes())?;
+    out.flush()?;
+    r.map_err(|e| match e {
+        Error::GaveUp { .. } => CtlError::Tunnel(format!("{iface}: {e}")),
+        e => open_error(ctx, plan, e),
+    })
+}
+
+/// `run IFACE`: one registration; a revoke ends it.
+fn run_once(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> Result<()> {
     let iface = &plan.port.ifname.to_string();
     // Counters before, to tell a watchdog revoke from an admin one.
     let before = ports::read_counters(ctx, &plan.port).ok();
@@ -197,7 +288,7 @@ mod tests {
             euid: 0,
         };
         let p = plan(vec![], PollMode::Busy);
-        let e = run(&ctx, &p, &AtomicBool::new(false), &mut Vec::new()).unwrap_err();
+        let e = run(&ctx, &p, None, &AtomicBool::new(false), &mut Vec::new()).unwrap_err();
         assert!(matches!(e, CtlError::NeedsFreeBsd(_)), "{e:?}");
     }
 

@@ -1,6 +1,7 @@
 //! Command-level tests against a fake kernel: an in-memory sysctl tree plus
 //! in-memory interfaces, with the agent's write semantics (netmap_tun(4)).
 
+use crate::cli::StatsFormat;
 use crate::commands;
 use crate::error::CtlError;
 use crate::iface::mem::MemIfaces;
@@ -668,7 +669,7 @@ fn stats_and_reset() {
     k.register("em0", 1, "init");
     k.bump("em0", "host_out", 500);
     let mut out = Vec::new();
-    commands::stats(&k.ctx(), "em0", true, false, &mut out).unwrap();
+    commands::stats(&k.ctx(), "em0", true, StatsFormat::Text, &mut out).unwrap();
     let out = text(out);
     assert!(out.contains("host_out"), "{out}");
     let line = out
@@ -686,11 +687,11 @@ fn stats_reset_needs_root_but_reading_does_not() {
     let k = k_with_em0(0);
     k.bump("em0", "host_in", 3);
     k.euid.set(1000);
-    let e = commands::stats(&k.ctx(), "em0", true, false, &mut Vec::new()).unwrap_err();
+    let e = commands::stats(&k.ctx(), "em0", true, StatsFormat::Text, &mut Vec::new()).unwrap_err();
     assert!(matches!(e, CtlError::NotRoot { .. }));
     assert_eq!(k.counter("em0", "host_in"), 3);
     let mut out = Vec::new();
-    commands::stats(&k.ctx(), "em0", false, true, &mut out).unwrap();
+    commands::stats(&k.ctx(), "em0", false, StatsFormat::Json, &mut out).unwrap();
     let v: Value = serde_json::from_str(&text(out)).unwrap();
     assert_eq!(v["schema"], 1);
     assert_eq!(v["name"], "em0");

@@ -1,4 +1,4 @@
-//! pingpong: the seed's benchmark. 50-octet signal pairs between two hosts,
+//! pingpong: the signal-pair benchmark. 50-octet signal pairs between two hosts,
 //! over a claimed EtherType on netmap (while kernel traffic keeps being
 //! tunnelled), or over UDP sockets through the kernel for comparison.
 //!
@@ -19,7 +19,10 @@ use clap::{Parser, ValueEnum};
 use emtun::agent::{Node, State};
 use emtun::netmap_user::ifnet::if_info;
 use emtun::netmap_user::sysctl::Kern;
-use emtun::{signal, App, Error, EtherType, Frame, IfName, PollMode, Sender, Tunnel, TunnelConfig};
+use emtun::{
+    run_supervised, signal, App, Backoff, Error, EtherType, Event, Frame, IfName, PollMode, Sender,
+    Stats, Tunnel, TunnelConfig,
+};
 use nix::sys::resource::{getrusage, UsageWho};
 
 const PAYLOAD: usize = 50;
@@ -67,6 +70,9 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// After a revoke, open the port again (with backoff) and carry on.
+    #[arg(long)]
+    reattach: bool,
 }
 
 /// ping/pong payload: magic, kind, pad, seq, send time (ns since start).
@@ -244,12 +250,11 @@ fn run_netmap(a: &Args, iface: &str) -> Result<(), Error> {
         eprintln!("pingpong: {iface} is not armed: plain netmap client, no kernel watchdog");
         cfg = cfg.unprotected();
     }
-    let mut tun = Tunnel::open(iface, cfg)?;
     let stop = signal::stop_on_signals();
     let done = AtomicBool::new(false);
     let cpu0 = cpu_secs();
     let start = Instant::now();
-    let mut tally = match a.role {
+    let (mut tally, s) = match a.role {
         Role::Client => {
             let src = if_info(&name)
                 .and_then(|i| i.mac)
@@ -270,8 +275,8 @@ fn run_netmap(a: &Args, iface: &str) -> Result<(), Error> {
                 done: &done,
                 stop,
             };
-            run_bounded(&mut tun, poll, &done, a.timeout, &mut app)?;
-            app.tally
+            let s = drive(a, iface, &cfg, &done, a.timeout, &mut app)?;
+            (app.tally, s)
         }
         Role::Server => {
             let mut app = Ponger {
@@ -280,17 +285,11 @@ fn run_netmap(a: &Args, iface: &str) -> Result<(), Error> {
                 done: &done,
                 stop,
             };
-            run_bounded(
-                &mut tun,
-                poll,
-                &done,
-                if a.count == 0 { u64::MAX } else { a.timeout },
-                &mut app,
-            )?;
-            app.tally
+            let timeout = if a.count == 0 { u64::MAX } else { a.timeout };
+            let s = drive(a, iface, &cfg, &done, timeout, &mut app)?;
+            (app.tally, s)
         }
     };
-    let s = tun.stats();
     let extra = format!(
         " to_app={} from_app={} to_host={} from_host={} rounds={}",
         s.to_app, s.from_app, s.to_host, s.from_host, s.rounds
@@ -306,12 +305,66 @@ fn run_netmap(a: &Args, iface: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_bounded<A: App>(
+/// Runs `app` until it is done or `timeout` seconds pass: on one
+/// registration, or with `--reattach` across revokes.
+fn drive(
+    a: &Args,
+    iface: &str,
+    cfg: &TunnelConfig,
+    done: &AtomicBool,
+    timeout: u64,
+    app: &mut dyn App,
+) -> Result<Stats, Error> {
+    if !a.reattach {
+        let mut tun = Tunnel::open(iface, cfg.clone())?;
+        run_bounded(&mut tun, cfg.poll_mode(), done, timeout, app)?;
+        return Ok(tun.stats());
+    }
+    let backoff = Backoff {
+        max_retries: None,
+        ..Backoff::default()
+    };
+    std::thread::scope(|sc| {
+        // The deadline, for a loop that only looks at `done`.
+        sc.spawn(|| {
+            let end = Instant::now().checked_add(Duration::from_secs(timeout));
+            while !done.load(Ordering::Relaxed) {
+                if end.is_some_and(|e| Instant::now() > e) {
+                    eprintln!("pingpong: timeout after {timeout} s");
+                    done.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let (r, stats) = run_supervised(
+            || Tunnel::open(iface, cfg.clone()),
+            done,
+            app,
+            &backoff,
+            |ev| match ev {
+                Event::Attached { attempt } if *attempt > 1 => {
+                    eprintln!("pingpong: {iface}: re-attached (open {attempt})")
+                }
+                Event::Attached { .. } => {}
+                Event::Detached(e) => eprintln!("pingpong: {iface}: detached: {e}; re-attaching"),
+                Event::Retrying {
+                    failures, error, ..
+                } => {
+                    eprintln!("pingpong: {iface}: open {failures} failed: {error}")
+                }
+            },
+        );
+        done.store(true, Ordering::Relaxed);
+        r.map(|()| stats)
+    })
+}
+
+fn run_bounded(
     tun: &mut Tunnel,
     poll: PollMode,
     done: &AtomicBool,
     timeout: u64,
-    app: &mut A,
+    app: &mut dyn App,
 ) -> Result<(), Error> {
     let deadline = Instant::now().checked_add(Duration::from_secs(timeout));
     while !done.load(Ordering::Relaxed) {

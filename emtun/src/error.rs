@@ -34,6 +34,14 @@ pub enum Error {
         /// What usually causes it.
         hint: &'static str,
     },
+    /// A supervised run gave up after this many failed opens in a row.
+    #[error("gave up after {failures} failed attempts to open the port again; the last: {last}")]
+    GaveUp {
+        /// Failed opens in a row.
+        failures: u32,
+        /// The last open's error.
+        last: Box<Error>,
+    },
     /// A claim the policy refuses: see [`crate::ClaimError`].
     #[error(transparent)]
     Claim(#[from] crate::ClaimError),

@@ -41,6 +41,7 @@ mod error;
 mod poll;
 pub mod signal;
 mod stats;
+pub mod supervise;
 mod tunnel;
 
 pub use classify::{ClaimError, ClaimSet, Class, EtherType};
@@ -49,4 +50,5 @@ pub use error::Error;
 pub use netmap_user::{self, Frame, IfName};
 pub use poll::PollMode;
 pub use stats::{Drops, Stats};
+pub use supervise::{run_supervised, Backoff, Event};
 pub use tunnel::{Tunnel, TunnelConfig};

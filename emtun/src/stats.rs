@@ -15,6 +15,14 @@ pub struct Drops {
 }
 
 impl Drops {
+    /// Adds `o` to these counters.
+    pub fn add(&mut self, o: &Drops) {
+        self.runt += o.runt;
+        self.oversize += o.oversize;
+        self.bad_buf_idx += o.bad_buf_idx;
+        self.no_host_ring += o.no_host_ring;
+    }
+
     /// All discards.
     pub fn total(&self) -> u64 {
         self.runt + self.oversize + self.bad_buf_idx + self.no_host_ring
@@ -38,4 +46,17 @@ pub struct Stats {
     pub backpressure: u64,
     /// Sync rounds (each one a heartbeat for the kernel watchdog).
     pub rounds: u64,
+}
+
+impl Stats {
+    /// Adds `o` to these counters (a supervised run sums its attachments).
+    pub fn add(&mut self, o: &Stats) {
+        self.to_app += o.to_app;
+        self.from_app += o.from_app;
+        self.to_host += o.to_host;
+        self.from_host += o.from_host;
+        self.dropped.add(&o.dropped);
+        self.backpressure += o.backpressure;
+        self.rounds += o.rounds;
+    }
 }

@@ -78,7 +78,7 @@ pub fn host_rx_rings(nifp: &netmap_if) -> u32 {
     nifp.ni_spare1[1]
 }
 
-// The layout table of ARCHITECTURE.md §4, checked by the compiler.
+// The layout of sys/net/netmap.h (FreeBSD 14.0-STABLE), checked by the compiler.
 const _: () = {
     assert!(size_of::<netmap_slot>() == 16);
     assert!(offset_of!(netmap_slot, buf_idx) == 0);

@@ -1294,7 +1294,7 @@ def check_prometheus(text, iface, expect_state=None):
 
 
 def parse_app_stats(text):
-    """Counters a tunnel prints on exit: 'to_app=1 from_host: 2 ...' or JSON; names per CONTRACT."""
+    """Counters a tunnel prints on exit: 'to_app=1 from_host: 2 ...' or JSON; names as emtunctl and fwd print them."""
     names = ("to_app", "from_app", "to_host", "from_host", "dropped", "syncs", "runt", "oversize", "bad_buf_idx")
     js = parse_json_any(text[text.find("{"):]) if "{" in text else None
     out = {}

@@ -109,41 +109,9 @@ class Entry(unittest.TestCase):
 
 
 # What `emtunctl stats em0 --format prometheus` must print (emtun(8), PROMETHEUS METRICS).
-PROM_SAMPLE = """\
-# HELP emtun_state Tunnel state of the interface (1 = current).
-# TYPE emtun_state gauge
-emtun_state{iface="em0",state="default"} 0
-emtun_state{iface="em0",state="armed"} 0
-emtun_state{iface="em0",state="tunneled"} 1
-emtun_state{iface="em0",state="revoked"} 0
-# HELP emtun_watchdog_us Watchdog period in microseconds (0 = off).
-# TYPE emtun_watchdog_us gauge
-emtun_watchdog_us{iface="em0"} 10000
-# HELP emtun_max_gap_us Longest gap between two heartbeats of the owner, in microseconds.
-# TYPE emtun_max_gap_us gauge
-emtun_max_gap_us{iface="em0"} 1210
-# HELP emtun_enter_total Entries into tunneled mode.
-# TYPE emtun_enter_total counter
-emtun_enter_total{iface="em0"} 3
-# HELP emtun_exit_total Exits from tunneled mode.
-# TYPE emtun_exit_total counter
-emtun_exit_total{iface="em0"} 2
-# HELP emtun_revoke_watchdog_total Registrations revoked by the watchdog.
-# TYPE emtun_revoke_watchdog_total counter
-emtun_revoke_watchdog_total{iface="em0"} 1
-# HELP emtun_revoke_admin_total Registrations revoked by an administrator.
-# TYPE emtun_revoke_admin_total counter
-emtun_revoke_admin_total{iface="em0"} 0
-# HELP emtun_host_in_total Frames passed from the tunnel to the kernel stack.
-# TYPE emtun_host_in_total counter
-emtun_host_in_total{iface="em0"} 52
-# HELP emtun_host_out_total Frames queued by the kernel stack for the tunnel.
-# TYPE emtun_host_out_total counter
-emtun_host_out_total{iface="em0"} 48
-# HELP emtun_host_drop_total Kernel stack frames dropped.
-# TYPE emtun_host_drop_total counter
-emtun_host_drop_total{iface="em0"} 0
-"""
+# emtunctl's own output for a sample port, pinned by ctl/src/format.rs's golden test.
+with open(os.path.join(HERE, "..", "..", "ctl", "tests", "data", "stats-em0.prom")) as _f:
+    PROM_SAMPLE = _f.read()
 
 
 class Prometheus(unittest.TestCase):
