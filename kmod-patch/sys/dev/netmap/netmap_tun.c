@@ -707,7 +707,7 @@ netmap_tun_sysctl_max_gap(SYSCTL_HANDLER_ARGS)
 
 	NMG_LOCK();
 	val = tun->nt_na != NULL ?
-	    atomic_load_64(&tun->nt_na->na_tun_maxgap) / SBT_1US : 0;
+	    atomic_load_acq_64(&tun->nt_na->na_tun_maxgap) / SBT_1US : 0;
 	NMG_UNLOCK();
 	return (sysctl_handle_64(oidp, &val, 0, req));
 }
@@ -728,7 +728,7 @@ netmap_tun_sysctl_reset(SYSCTL_HANDLER_ARGS)
 	for (i = 0; i < NT_NSTATS; i++)
 		counter_u64_zero(tun->nt_stats[i]);
 	if (tun->nt_na != NULL)
-		atomic_store_64(&tun->nt_na->na_tun_maxgap, 0);
+		atomic_store_rel_64(&tun->nt_na->na_tun_maxgap, 0);
 	NMG_UNLOCK();
 	return (0);
 }
