@@ -352,5 +352,49 @@ prom() {
 	kv prom_rc $rc
 }
 
+# waitstate STATE SECS: poll dev.em.0.tunnel.state every 10 ms; prints the wait in ms
+waitstate() {
+	i=0
+	while [ $i -lt $(( $2 * 100 )) ] && [ "$(sysctl -n $SYS.state)" != "$1" ]; do
+		sleep 0.01; i=$((i + 1))
+	done
+	kv waitstate_ms $(( i * 10 ))
+	[ "$(sysctl -n $SYS.state)" = "$1" ]
+}
+
+# soakloop N RUN_WD_US: N tunnel cycles, cycle i ends by kind i % 4: kill -9, SIGSTOP + 10 ms
+# watchdog, admin revoke, SIGTERM. Each cycle must end in state armed with ping working.
+# Prints soak.I=KIND,rc=RC,armed=0|1,ping=0|1 per cycle and soak_ok / soak_bad.
+soakloop() {
+	n=$1; ok=0; bad=0; i=0
+	while [ $i -lt "$n" ]; do
+		case $((i % 4)) in 0) kind=kill9;; 1) kind=stop;; 2) kind=admin;; 3) kind=term;; esac
+		sysctl -q $SYS.watchdog_us="${2:-2000000}" >/dev/null
+		if ! tun sk default >/tmp/sk.start 2>&1; then
+			kv soak.$i "$kind,start_failed"; bad=$((bad + 1)); i=$((i + 1)); continue
+		fi
+		pid=$(cat /tmp/sk.pid)
+		sleep 0.2
+		case $kind in
+		kill9) kill -9 "$pid";;
+		stop) sysctl -q $SYS.watchdog_us=10000 >/dev/null; kill -STOP "$pid"
+			waitstate revoked 10 >/dev/null; kill -CONT "$pid";;
+		admin) sysctl -q $SYS.revoke=1 >/dev/null;;
+		term) kill -TERM "$pid";;
+		esac
+		j=0
+		while [ $j -lt 200 ] && [ ! -f /tmp/sk.rc ]; do sleep 0.05; j=$((j + 1)); done
+		rc=$(cat /tmp/sk.rc 2>/dev/null || echo running)
+		[ "$rc" = running ] && kill -9 "$pid" 2>/dev/null
+		a=0; waitstate armed 10 >/dev/null && a=1
+		p=0; ping -c 1 -t 2 $PEER_IP >/dev/null 2>&1 && p=1
+		kv soak.$i "$kind,rc=$rc,armed=$a,ping=$p"
+		if [ $a = 1 ] && [ $p = 1 ] && [ "$rc" != running ]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+		i=$((i + 1))
+	done
+	kv soak_ok $ok
+	kv soak_bad $bad
+}
+
 cmd=$1; shift
 "$cmd" "$@"

@@ -30,22 +30,23 @@
  *
  * Per NIC, the agent keeps the arming state, the owner of the tunnel, a
  * watchdog on the owner's heartbeat, counters, and the
- * dev.<driver>.<unit>.tunnel sysctl tree.
+ * dev.<driver>.<unit>.tunnel sysctl tree.  Every nm_register() of an armed
+ * NIC goes through netmap_tun_switch(): the driver restarts only its queues.
  *
  * Locking.  The lock order is
- *	NMG_LOCK (sx) -> iflib CTX lock (sx) -> nt_mtx (mutex, leaf).
- * - Every state change (arm, disarm, start, stop, revoke, detach) runs with
- *   NMG_LOCK held, and writes the fields under nt_mtx as well, so that the
+ *	NMG_LOCK (sx) -> driver CTX lock (sx) -> nt_mtx (mutex, leaf).
+ * - Every state change (arm, disarm, enter, leave, revoke, detach) runs with
+ *   NMG_LOCK held and writes the fields under nt_mtx as well, so that the
  *   callout (which holds only nt_mtx) sees a consistent state.
- * - The revoke itself (netmap_revoke(), which takes the CTX lock inside
- *   nm_register()) runs under NMG_LOCK only: from the sysctl handlers, from
- *   the netmap core (fd close), or from the dedicated taskqueue for the
- *   watchdog.  It never runs under the CTX lock, and the callout never
- *   sleeps nor takes NMG_LOCK: it only enqueues the task.
+ * - nm_register() (which takes the CTX lock) runs under NMG_LOCK only: from
+ *   the netmap core, the sysctl handlers, the fd destructor, detach, or the
+ *   dedicated taskqueue for the watchdog.  Never under the CTX lock; the
+ *   callout never sleeps nor takes NMG_LOCK: it only enqueues the task.
  * - The callout and the task are drained in netmap_tun_detach() without any
- *   lock held, never under NMG_LOCK (the task takes NMG_LOCK).
- * Field annotations: (c) constant after attach, (g) NMG_LOCK,
- * (m) nt_mtx, (g+m) written with both held, read with either held.
+ *   lock held (the task takes NMG_LOCK).
+ * Field annotations: (c) constant after attach, (g) NMG_LOCK, (m) nt_mtx,
+ * (g+m) written with both held, read with either held; lock-free fields
+ * carry their atomic(9) rule.
  */
 
 #include <sys/param.h>
@@ -85,7 +86,7 @@ static MALLOC_DEFINE(M_NETMAP_TUN, "netmap_tun", "netmap tunneled mode");
 #define	NT_WATCHDOG_MIN_US	1000
 #define	NT_WATCHDOG_MAX_US	10000000
 #define	NT_WATCHDOG_DFLT_US	10000
-/* The first heartbeat is due within max(watchdog_us, NT_GRACE) of start. */
+/* The first heartbeat is due within max(watchdog_us, NT_GRACE) of entry. */
 #define	NT_GRACE		(100 * SBT_1MS)
 
 enum nt_phase {
@@ -118,6 +119,7 @@ enum nt_stat {
 	NT_STAT_HOST_IN,
 	NT_STAT_HOST_OUT,
 	NT_STAT_HOST_DROP,
+	NT_STAT_FULL_RESET,
 	NT_NSTATS
 };
 
@@ -137,15 +139,17 @@ static const struct {
 	    "Frames queued from the host stack to the tunnel" },
 	[NT_STAT_HOST_DROP] = { "host_drop",
 	    "Host stack frames dropped (queue full, offload, revoke)" },
+	[NT_STAT_FULL_RESET] = { "full_reset",
+	    "Mode switches that fell back to a full NIC reset" },
 };
 
 struct netmap_tun {
 	struct mtx		nt_mtx;		/* leaf lock, see above */
 	if_t			nt_ifp;		/* (c) */
 	device_t		nt_dev;		/* (c) */
-	const struct netmap_tun_ops *nt_ops;	/* (c) */
-	void			*nt_arg;	/* (c) driver softc */
+	struct netmap_tun_drv	*nt_drv;	/* (c) in the driver softc */
 	struct netmap_adapter	*nt_na;		/* (g+m) NULL once detached */
+	struct netmap_priv_d	*nt_priv;	/* (g) the owner's binding */
 	bool			nt_armed;	/* (g+m) enable sysctl */
 	bool			nt_dying;	/* (g+m) detach in progress */
 	enum nt_phase		nt_phase;	/* (g+m) */
@@ -153,14 +157,13 @@ struct netmap_tun {
 	u_int			nt_gen;		/* (g+m) bumped on changes */
 	u_int			nt_task_gen;	/* (m) nt_gen the task is for */
 	u_int			nt_watchdog_us;	/* (g+m) 0 = off */
-	sbintime_t		nt_max_gap;	/* (m) folded heartbeat gaps */
 	struct callout		nt_callout;	/* (m) watchdog, on nt_mtx */
 	struct task		nt_task;	/* revoke, on netmap_tun_tq */
 	counter_u64_t		nt_stats[NT_NSTATS];	/* (c) pointers */
 	struct sysctl_ctx_list	nt_sysctl;	/* (c) own ctx, freed first */
 };
 
-/* Watchdog revokes sleep (NIC reset): they run on this taskqueue. */
+/* Watchdog revokes sleep (NIC switch): they run on this taskqueue. */
 static struct taskqueue *netmap_tun_tq;
 
 static void
@@ -209,48 +212,165 @@ netmap_tun_notify(struct netmap_tun *tun, const char *state,
 	devctl_notify("ETHERNET", if_name(tun->nt_ifp), "TUNNEL", data);
 }
 
-static sbintime_t
-netmap_tun_period(struct netmap_tun *tun)
+/*
+ * nm_register() of the NIC.  If it is armed, the driver's stop routine,
+ * called from nm_register() in this very thread, finds
+ * netmap_tun_qrestart() true and restarts only the queues.  A driver that
+ * could not stop its queues did a full reset: count it and say so.
+ * NMG_LOCK held, no driver lock.
+ */
+static int
+netmap_tun_switch(struct netmap_tun *tun, struct netmap_adapter *na,
+    int onoff)
 {
+	struct netmap_tun_drv *drv = tun->nt_drv;
+	char data[48];
+	int error;
 
-	/* Check twice per period: revoke within 1.5 * watchdog_us. */
-	return ((sbintime_t)tun->nt_watchdog_us * SBT_1US / 2);
-}
-
-/* Fold the core's heartbeat gap record into the agent's.  NMG + nt_mtx. */
-static void
-netmap_tun_fold_gap(struct netmap_tun *tun, struct netmap_adapter *na)
-{
-
-	mtx_assert(&tun->nt_mtx, MA_OWNED);
-	if (na != NULL && na->na_tun_maxgap > tun->nt_max_gap)
-		tun->nt_max_gap = na->na_tun_maxgap;
-	if (na != NULL)
-		na->na_tun_maxgap = 0;
+	NMG_LOCK_ASSERT();
+	if (!tun->nt_armed)
+		return (na->nm_register(na, onoff));	/* stock */
+	drv->ntd_full_reset = NULL;
+	atomic_store_ptr(&drv->ntd_switch_td, curthread);
+	error = na->nm_register(na, onoff);
+	atomic_store_ptr(&drv->ntd_switch_td, NULL);
+	if (drv->ntd_full_reset != NULL) {
+		counter_u64_add(tun->nt_stats[NT_STAT_FULL_RESET], 1);
+		if_printf(tun->nt_ifp, "netmap_tun: queues did not stop (%s), "
+		    "full reset\n", drv->ntd_full_reset);
+		snprintf(data, sizeof(data), "cause=%s", drv->ntd_full_reset);
+		devctl_notify("ETHERNET", if_name(tun->nt_ifp), "FULL_RESET",
+		    data);
+	}
+	return (error);
 }
 
 /*
- * Watchdog callout, with nt_mtx held.  Never sleeps: when the owner's
- * heartbeat is older than watchdog_us it queues the revoke task.
+ * Take the NIC out of netmap mode while the owner's fd stays bound.  The
+ * steps are those of the last close, minus everything that would
+ * invalidate the memory still mapped by the stalled owner: the krings are
+ * locked (waiting for syncs in progress), marked off and nm_register(na, 0)
+ * runs with active_fds hidden so that nm_clear_native_flags() sees a last
+ * user; then NAF_REVOKED makes the adapter a zombie for the bound fds
+ * (NIOC*SYNC fails with EIO, poll returns POLLERR, the later close does not
+ * call the driver), the krings stay stopped, sleepers are woken and the
+ * host RX queue is dropped (*purged counts it).  NMG_LOCK held.
+ */
+static int
+netmap_tun_revoke(struct netmap_tun *tun, struct netmap_adapter *na,
+    u_int *purged)
+{
+	struct netmap_kring *kring;
+	struct mbq fq;
+	struct mbuf *m;
+	enum txrx t;
+	int active, error, i;
+
+	if (!nm_native_on(na) || na->active_fds <= 0)
+		return (ENXIO);
+	netmap_set_all_rings(na, NM_KR_LOCKED);
+	na->na_flags &= ~NAF_TUNNEL;
+	for_rx_tx(t) {
+		for (i = 0; i < netmap_real_rings(na, t); i++)
+			NMR(na, t)[i]->nr_pending_mode = NKR_NETMAP_OFF;
+	}
+	active = na->active_fds;
+	na->active_fds = 0;
+	error = netmap_tun_switch(tun, na, 0);
+	na->active_fds = active;
+	if (error != 0 || nm_netmap_on(na)) {
+		nm_prerr("%s: revoke: nm_register(0) failed (%d)", na->name,
+		    error);
+		na->na_flags &= ~NAF_NETMAP_ON;	/* never call the driver */
+	}
+	na->na_flags |= NAF_REVOKED;
+
+	mbq_init(&fq);
+	for_rx_tx(t) {
+		for (i = 0; i < netmap_real_rings(na, t); i++) {
+			kring = NMR(na, t)[i];
+			kring->nkr_stopped = NM_KR_STOPPED;
+			if (t == NR_RX && i >= nma_get_nrings(na, t)) {
+				mbq_lock(&kring->rx_queue);
+				while ((m = mbq_dequeue(&kring->rx_queue)) !=
+				    NULL)
+					mbq_enqueue(&fq, m);
+				mbq_unlock(&kring->rx_queue);
+			}
+			nm_os_selwakeup(&kring->si);
+		}
+		nm_os_selwakeup(&na->si[t]);
+	}
+	*purged = mbq_len(&fq);
+	mbq_purge(&fq);
+	mbq_fini(&fq);
+	return (0);
+}
+
+/* When the watchdog fires: the last heartbeat plus the period.  (m) */
+static sbintime_t
+netmap_tun_due(struct netmap_tun *tun)
+{
+
+	return ((sbintime_t)atomic_load_acq_64(&tun->nt_na->na_tun_hb) +
+	    (sbintime_t)tun->nt_watchdog_us * SBT_1US);
+}
+
+/*
+ * Watchdog callout, with nt_mtx held.  It runs at the heartbeat deadline
+ * (last heartbeat + watchdog_us), re-arms itself for the new deadline when
+ * the owner moved on, else queues the revoke task.  Never sleeps.
  */
 static void
 netmap_tun_callout(void *arg)
 {
 	struct netmap_tun *tun = arg;
-	sbintime_t gap;
+	sbintime_t due;
 
 	mtx_assert(&tun->nt_mtx, MA_OWNED);
 	if (tun->nt_phase != NT_TUNNELED || tun->nt_watchdog_us == 0 ||
 	    tun->nt_na == NULL || tun->nt_dying)
 		return;
-	gap = sbinuptime() - tun->nt_na->na_tun_hb;
-	if (gap > (sbintime_t)tun->nt_watchdog_us * SBT_1US) {
+	due = netmap_tun_due(tun);
+	if (sbinuptime() >= due) {
 		tun->nt_task_gen = tun->nt_gen;
 		taskqueue_enqueue(netmap_tun_tq, &tun->nt_task);
 		return;
 	}
-	callout_reset_sbt(&tun->nt_callout, netmap_tun_period(tun), 0,
-	    netmap_tun_callout, tun, 0);
+	callout_reset_sbt(&tun->nt_callout, due, 0, netmap_tun_callout, tun,
+	    C_ABSOLUTE);
+}
+
+/* (Re)start the watchdog if it is on.  (g+m) */
+static void
+netmap_tun_arm_callout(struct netmap_tun *tun)
+{
+
+	mtx_assert(&tun->nt_mtx, MA_OWNED);
+	if (tun->nt_phase == NT_TUNNELED && tun->nt_watchdog_us != 0)
+		callout_reset_sbt(&tun->nt_callout, netmap_tun_due(tun), 0,
+		    netmap_tun_callout, tun, C_ABSOLUTE);
+	else
+		callout_stop(&tun->nt_callout);
+}
+
+/* Back to "armed"/"default": the tunnel is over.  NMG_LOCK held. */
+static void
+netmap_tun_idle(struct netmap_tun *tun, enum nt_reason reason)
+{
+	const char *state;
+	pid_t pid;
+
+	mtx_lock(&tun->nt_mtx);
+	callout_stop(&tun->nt_callout);
+	tun->nt_phase = NT_IDLE;
+	pid = tun->nt_pid;
+	tun->nt_pid = 0;
+	tun->nt_priv = NULL;
+	tun->nt_gen++;
+	state = netmap_tun_state_locked(tun);
+	mtx_unlock(&tun->nt_mtx);
+	netmap_tun_notify(tun, state, reason, pid);
 }
 
 /*
@@ -260,7 +380,7 @@ static int
 netmap_tun_revoke_locked(struct netmap_tun *tun, enum nt_reason reason)
 {
 	struct netmap_adapter *na = tun->nt_na;
-	sbintime_t gap;
+	sbintime_t age, t0;
 	u_int purged;
 	pid_t pid;
 	int error;
@@ -268,19 +388,18 @@ netmap_tun_revoke_locked(struct netmap_tun *tun, enum nt_reason reason)
 	NMG_LOCK_ASSERT();
 	if (tun->nt_phase != NT_TUNNELED || na == NULL)
 		return (EINVAL);
-	gap = sbinuptime() - na->na_tun_hb;
-	/* Queue interrupts come back with the reinitialisation. */
-	tun->nt_ops->nto_qintr(tun->nt_arg, false);
-	error = netmap_revoke(na, &purged);
+	t0 = sbinuptime();
+	age = t0 - (sbintime_t)atomic_load_acq_64(&na->na_tun_hb);
+	atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 0);
+	error = netmap_tun_revoke(tun, na, &purged);
 	if (error != 0) {
-		tun->nt_ops->nto_qintr(tun->nt_arg, true);
+		atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 1);
 		if_printf(tun->nt_ifp, "netmap_tun: revoke failed: %d\n",
 		    error);
 		return (error);
 	}
 	mtx_lock(&tun->nt_mtx);
 	callout_stop(&tun->nt_callout);
-	netmap_tun_fold_gap(tun, na);
 	tun->nt_phase = NT_REVOKED;
 	tun->nt_gen++;
 	pid = tun->nt_pid;
@@ -293,10 +412,10 @@ netmap_tun_revoke_locked(struct netmap_tun *tun, enum nt_reason reason)
 		counter_u64_add(tun->nt_stats[NT_STAT_REVOKE_ADMIN], 1);
 	if (purged > 0)
 		counter_u64_add(tun->nt_stats[NT_STAT_HOST_DROP], purged);
-	if_printf(tun->nt_ifp,
-	    "netmap_tun: %s revoke of pid %d, last heartbeat %jd us ago\n",
-	    nt_reason_names[reason], (int)pid,
-	    (intmax_t)(gap / SBT_1US));
+	if_printf(tun->nt_ifp, "netmap_tun: %s revoke of pid %d: last "
+	    "heartbeat %jd us before, NIC switched in %jd us\n",
+	    nt_reason_names[reason], (int)pid, (intmax_t)(age / SBT_1US),
+	    (intmax_t)((sbinuptime() - t0) / SBT_1US));
 	netmap_tun_notify(tun, "revoked", reason, pid);
 	return (0);
 }
@@ -306,7 +425,6 @@ static void
 netmap_tun_task(void *arg, int pending __unused)
 {
 	struct netmap_tun *tun = arg;
-	sbintime_t gap;
 	bool fire;
 
 	NMG_LOCK();
@@ -315,13 +433,10 @@ netmap_tun_task(void *arg, int pending __unused)
 	if (tun->nt_phase == NT_TUNNELED && tun->nt_task_gen == tun->nt_gen &&
 	    tun->nt_na != NULL && !tun->nt_dying && tun->nt_watchdog_us != 0) {
 		/* The heartbeat may have resumed since the callout ran. */
-		gap = sbinuptime() - tun->nt_na->na_tun_hb;
-		if (gap > (sbintime_t)tun->nt_watchdog_us * SBT_1US)
+		if (sbinuptime() >= netmap_tun_due(tun))
 			fire = true;
 		else
-			callout_reset_sbt(&tun->nt_callout,
-			    netmap_tun_period(tun), 0, netmap_tun_callout,
-			    tun, 0);
+			netmap_tun_arm_callout(tun);
 	}
 	mtx_unlock(&tun->nt_mtx);
 	if (fire)
@@ -330,46 +445,42 @@ netmap_tun_task(void *arg, int pending __unused)
 }
 
 /*
- * netmap core: first registration of an adapter that has an agent.
- * Enter tunneled mode if the NIC is armed and the bind is NIC_SW (all
- * hardware rings and all host rings).  Runs before nm_register(na, 1).
+ * First registration of an armed NIC that binds all hardware and all host
+ * rings (NR_REG_NIC_SW): enter tunneled mode, with the queue interrupts
+ * masked (the owner polls).
  */
-int
-netmap_tun_start(struct netmap_adapter *na, struct netmap_priv_d *priv)
+static int
+netmap_tun_enter(struct netmap_tun *tun, struct netmap_adapter *na,
+    struct netmap_priv_d *priv)
 {
-	struct netmap_tun *tun = na->na_tun;
-	enum txrx t;
+	sbintime_t grace;
 	pid_t pid;
+	int error;
 
-	NMG_LOCK_ASSERT();
-	if (tun == NULL || !tun->nt_armed || tun->nt_dying ||
-	    tun->nt_phase != NT_IDLE)
-		return (0);
-	for_rx_tx(t) {
-		if (nma_get_host_nrings(na, t) == 0 ||
-		    priv->np_qfirst[t] != 0 ||
-		    priv->np_qlast[t] != netmap_real_rings(na, t))
-			return (0);	/* not NIC_SW: stock netmap */
-	}
 	if ((if_getcapenable(tun->nt_ifp) & NT_BAD_CAPS) != 0) {
 		if_printf(tun->nt_ifp, "netmap_tun: refusing tunneled mode: "
 		    "disable txcsum, txcsum6, tso and vlanhwtag\n");
 		return (EOPNOTSUPP);
 	}
-
-	tun->nt_ops->nto_qintr(tun->nt_arg, true);
-	netmap_tun_registered(na);
-	na->na_tun_maxgap = 0;
+	atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 1);
+	error = netmap_tun_switch(tun, na, 1);
+	if (error != 0) {
+		atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 0);
+		return (error);
+	}
+	/* The first heartbeat is due within max(watchdog_us, NT_GRACE). */
+	grace = NT_GRACE - (sbintime_t)tun->nt_watchdog_us * SBT_1US;
+	atomic_store_rel_64(&na->na_tun_hb,
+	    sbinuptime() + (grace > 0 ? grace : 0));
 	na->na_flags |= NAF_TUNNEL;
 	pid = curproc->p_pid;
 
 	mtx_lock(&tun->nt_mtx);
 	tun->nt_phase = NT_TUNNELED;
 	tun->nt_pid = pid;
+	tun->nt_priv = priv;
 	tun->nt_gen++;
-	if (tun->nt_watchdog_us != 0)
-		callout_reset_sbt(&tun->nt_callout, netmap_tun_period(tun), 0,
-		    netmap_tun_callout, tun, 0);
+	netmap_tun_arm_callout(tun);
 	mtx_unlock(&tun->nt_mtx);
 
 	counter_u64_add(tun->nt_stats[NT_STAT_ENTER], 1);
@@ -378,91 +489,87 @@ netmap_tun_start(struct netmap_adapter *na, struct netmap_priv_d *priv)
 }
 
 /*
- * netmap core: the NIC switch done by nm_register(na, 1) may take long; the
- * first heartbeat is due within max(watchdog_us, NT_GRACE) from now.
+ * netmap core: nm_register() of an adapter with an agent (NM_TUN_REGISTER).
+ * Enters tunneled mode on the first NIC_SW registration of an armed NIC,
+ * leaves it on the last close; a revoked NIC is already on the mbuf path,
+ * so its close only clears NAF_REVOKED.  NMG_LOCK held.
  */
-void
-netmap_tun_registered(struct netmap_adapter *na)
+int
+netmap_tun_register(struct netmap_adapter *na, struct netmap_priv_d *priv,
+    int onoff)
 {
 	struct netmap_tun *tun = na->na_tun;
-	sbintime_t grace;
+	enum txrx t;
+	int error;
 
 	NMG_LOCK_ASSERT();
-	grace = 0;
-	if (tun != NULL)
-		grace = NT_GRACE - (sbintime_t)tun->nt_watchdog_us * SBT_1US;
-	na->na_tun_hb = sbinuptime() + (grace > 0 ? grace : 0);
-}
-
-/*
- * netmap core: last unregistration of a tunneled or revoked adapter (or a
- * failed registration).  Runs before nm_register(na, 0).
- */
-void
-netmap_tun_stop(struct netmap_adapter *na)
-{
-	struct netmap_tun *tun = na->na_tun;
-	const char *state;
-	bool tunneled;
-	pid_t pid;
-
-	NMG_LOCK_ASSERT();
-	tunneled = (na->na_flags & NAF_TUNNEL) != 0;
-	na->na_flags &= ~NAF_TUNNEL;
-	if (tun == NULL)
-		return;
-	if (tunneled)
-		tun->nt_ops->nto_qintr(tun->nt_arg, false);
-
-	mtx_lock(&tun->nt_mtx);
-	callout_stop(&tun->nt_callout);
-	if (tunneled)
-		netmap_tun_fold_gap(tun, na);
-	tun->nt_phase = NT_IDLE;
-	pid = tun->nt_pid;
-	tun->nt_pid = 0;
-	tun->nt_gen++;
-	state = netmap_tun_state_locked(tun);
-	mtx_unlock(&tun->nt_mtx);
-
-	if (tunneled)
+	if (na->na_flags & NAF_REVOKED) {
+		if (onoff)
+			return (EBUSY);	/* the revoked fd is still bound */
+		error = na->nm_register(na, 0);	/* zombie: no driver call */
+		if (na->active_fds <= 0) {
+			na->na_flags &= ~NAF_REVOKED;
+			netmap_tun_idle(tun, NT_REASON_CLOSE);
+		}
+		return (error);
+	}
+	if (onoff && na->active_fds == 0 && tun->nt_armed && !tun->nt_dying &&
+	    tun->nt_phase == NT_IDLE) {
+		for_rx_tx(t) {
+			if (nma_get_host_nrings(na, t) == 0 ||
+			    priv->np_qfirst[t] != 0 ||
+			    priv->np_qlast[t] != netmap_real_rings(na, t))
+				return (netmap_tun_switch(tun, na, 1));
+		}
+		return (netmap_tun_enter(tun, na, priv));
+	}
+	if (!onoff && na->active_fds <= 0 && (na->na_flags & NAF_TUNNEL)) {
+		na->na_flags &= ~NAF_TUNNEL;
+		atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 0);
+		error = netmap_tun_switch(tun, na, 0);
 		counter_u64_add(tun->nt_stats[NT_STAT_EXIT], 1);
-	netmap_tun_notify(tun, state, NT_REASON_CLOSE, pid);
+		netmap_tun_idle(tun, NT_REASON_CLOSE);
+		return (error);
+	}
+	return (netmap_tun_switch(tun, na, onoff));
 }
 
 /*
- * netmap core: the owner's file descriptor was closed, but a mapping keeps
- * the registration alive (e.g. inherited by a child): revoke now.
+ * cdevpriv destructor: the last close of a netmap fd (all its dup()ed and
+ * inherited copies).  If a mapping outlives the owner's fd (leaked, or
+ * inherited by a child), the registration would live on: revoke it now.
+ * This includes an exiting owner (exit closes the descriptors before it
+ * unmaps); the NIC switches once either way.
  */
 void
-netmap_tun_orphaned(struct netmap_adapter *na)
+netmap_tun_fd_dtor(void *data)
 {
-	struct netmap_tun *tun = na->na_tun;
+	struct netmap_priv_d *priv = data;
+	struct netmap_adapter *na;
 
-	NMG_LOCK_ASSERT();
-	if (tun != NULL)
-		(void)netmap_tun_revoke_locked(tun, NT_REASON_CLOSE);
+	NMG_LOCK();
+	na = priv->np_na;
+	if (priv->np_refs > 1 && na != NULL && na->na_tun != NULL &&
+	    (na->na_flags & NAF_TUNNEL) != 0 && na->na_tun->nt_priv == priv)
+		(void)netmap_tun_revoke_locked(na->na_tun, NT_REASON_CLOSE);
+	netmap_priv_delete(priv);
+	NMG_UNLOCK();
 }
 
+/* netmap core data path, while NAF_TUNNEL is set (NM_TUN_COUNT). */
 void
 netmap_tun_count(struct netmap_adapter *na, enum netmap_tun_counter c,
     u_int n)
 {
 	struct netmap_tun *tun = na->na_tun;
+	static const enum nt_stat map[] = {
+		[NETMAP_TUN_HOST_IN] = NT_STAT_HOST_IN,
+		[NETMAP_TUN_HOST_OUT] = NT_STAT_HOST_OUT,
+		[NETMAP_TUN_HOST_DROP] = NT_STAT_HOST_DROP,
+	};
 
-	if (tun == NULL)
-		return;
-	switch (c) {
-	case NETMAP_TUN_HOST_IN:
-		counter_u64_add(tun->nt_stats[NT_STAT_HOST_IN], n);
-		break;
-	case NETMAP_TUN_HOST_OUT:
-		counter_u64_add(tun->nt_stats[NT_STAT_HOST_OUT], n);
-		break;
-	case NETMAP_TUN_HOST_DROP:
-		counter_u64_add(tun->nt_stats[NT_STAT_HOST_DROP], n);
-		break;
-	}
+	if (tun != NULL && n > 0)
+		counter_u64_add(tun->nt_stats[map[c]], n);
 }
 
 /*
@@ -554,19 +661,13 @@ netmap_tun_sysctl_watchdog(SYSCTL_HANDLER_ARGS)
 	NMG_LOCK();
 	mtx_lock(&tun->nt_mtx);
 	tun->nt_watchdog_us = val;
-	if (tun->nt_phase == NT_TUNNELED && val != 0) {
-		/* Restart the period from the latest heartbeat. */
-		callout_reset_sbt(&tun->nt_callout, netmap_tun_period(tun), 0,
-		    netmap_tun_callout, tun, 0);
-	} else {
-		callout_stop(&tun->nt_callout);
-	}
+	if (tun->nt_na != NULL)
+		netmap_tun_arm_callout(tun);
 	tun->nt_gen++;		/* a queued revoke is stale now */
 	mtx_unlock(&tun->nt_mtx);
 	NMG_UNLOCK();
 	return (0);
 }
-
 static int
 netmap_tun_sysctl_pid(SYSCTL_HANDLER_ARGS)
 {
@@ -602,16 +703,12 @@ static int
 netmap_tun_sysctl_max_gap(SYSCTL_HANDLER_ARGS)
 {
 	struct netmap_tun *tun = arg1;
-	sbintime_t gap;
 	uint64_t val;
 
-	mtx_lock(&tun->nt_mtx);
-	gap = tun->nt_max_gap;
-	if (tun->nt_phase == NT_TUNNELED && tun->nt_na != NULL &&
-	    tun->nt_na->na_tun_maxgap > gap)
-		gap = tun->nt_na->na_tun_maxgap;
-	mtx_unlock(&tun->nt_mtx);
-	val = gap > 0 ? (uint64_t)(gap / SBT_1US) : 0;
+	NMG_LOCK();
+	val = tun->nt_na != NULL ?
+	    atomic_load_acq_64(&tun->nt_na->na_tun_maxgap) / SBT_1US : 0;
+	NMG_UNLOCK();
 	return (sysctl_handle_64(oidp, &val, 0, req));
 }
 
@@ -630,11 +727,8 @@ netmap_tun_sysctl_reset(SYSCTL_HANDLER_ARGS)
 	NMG_LOCK();
 	for (i = 0; i < NT_NSTATS; i++)
 		counter_u64_zero(tun->nt_stats[i]);
-	mtx_lock(&tun->nt_mtx);
-	tun->nt_max_gap = 0;
 	if (tun->nt_na != NULL)
-		tun->nt_na->na_tun_maxgap = 0;
-	mtx_unlock(&tun->nt_mtx);
+		atomic_store_rel_64(&tun->nt_na->na_tun_maxgap, 0);
 	NMG_UNLOCK();
 	return (0);
 }
@@ -690,11 +784,12 @@ netmap_tun_sysctl_init(struct netmap_tun *tun)
 }
 
 /*
- * Driver attach, after the netmap adapter of ifp exists.  Sleeps.
+ * Driver attach, after the netmap adapter of ifp exists.  drv lives in the
+ * driver's softc.  Sleeps.
  */
 int
-netmap_tun_attach(device_t dev, if_t ifp, const struct netmap_tun_ops *ops,
-    void *arg, struct netmap_tun **tunp)
+netmap_tun_attach(device_t dev, if_t ifp, struct netmap_tun_drv *drv,
+    struct netmap_tun **tunp)
 {
 	struct netmap_adapter *na;
 	struct netmap_tun *tun;
@@ -707,8 +802,7 @@ netmap_tun_attach(device_t dev, if_t ifp, const struct netmap_tun_ops *ops,
 	TASK_INIT(&tun->nt_task, 0, netmap_tun_task, tun);
 	tun->nt_ifp = ifp;
 	tun->nt_dev = dev;
-	tun->nt_ops = ops;
-	tun->nt_arg = arg;
+	tun->nt_drv = drv;
 	tun->nt_watchdog_us = NT_WATCHDOG_DFLT_US;
 	for (i = 0; i < NT_NSTATS; i++)
 		tun->nt_stats[i] = counter_u64_alloc(M_WAITOK);
@@ -721,6 +815,7 @@ netmap_tun_attach(device_t dev, if_t ifp, const struct netmap_tun_ops *ops,
 			counter_u64_free(tun->nt_stats[i]);
 		mtx_destroy(&tun->nt_mtx);
 		free(tun, M_NETMAP_TUN);
+		device_printf(dev, "netmap_tun: no native netmap adapter\n");
 		return (ENXIO);
 	}
 	mtx_lock(&tun->nt_mtx);
@@ -740,9 +835,10 @@ netmap_tun_attach(device_t dev, if_t ifp, const struct netmap_tun_ops *ops,
  * Sleeps; call without driver or netmap locks.
  */
 void
-netmap_tun_detach(struct netmap_tun *tun)
+netmap_tun_detach(struct netmap_tun **tunp)
 {
 	struct netmap_adapter *na;
+	struct netmap_tun *tun = *tunp;
 	bool armed;
 	int i;
 
@@ -770,6 +866,8 @@ netmap_tun_detach(struct netmap_tun *tun)
 	tun->nt_phase = NT_IDLE;
 	tun->nt_gen++;
 	mtx_unlock(&tun->nt_mtx);
+	atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 0);
+	*tunp = NULL;
 	NMG_UNLOCK();
 
 	/* Not under NMG_LOCK: the task takes it. */

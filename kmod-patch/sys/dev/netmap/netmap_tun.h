@@ -28,17 +28,21 @@
 /*
  * netmap_tun: tunneled mode for netmap NICs (see netmap_tun(4)).
  *
- * A NIC driver that supports tunneled mode calls netmap_tun_attach() once
- * its netmap adapter exists, and netmap_tun_detach() before it goes away.
- * The agent then owns the dev.<driver>.<unit>.tunnel sysctl tree.  The
- * first NIC_SW registration of an armed NIC enters tunneled mode: the
- * registering process owns the NIC, each of its NIOC*SYNC and poll calls
- * is a heartbeat, and a watchdog revokes the registration (netmap_revoke())
- * when the heartbeat stops for longer than watchdog_us.
+ * A NIC driver calls netmap_tun_attach() once its netmap adapter exists and
+ * netmap_tun_detach() before it goes away; the agent then owns the
+ * dev.<driver>.<unit>.tunnel sysctl tree.  The first NIC_SW registration of
+ * an armed NIC enters tunneled mode: the registering process owns the NIC,
+ * each of its NIOC*SYNC and poll calls is a heartbeat, and a watchdog
+ * revokes the registration when the heartbeat stops for watchdog_us.
  *
- * Lock order: NMG_LOCK -> iflib CTX lock -> netmap_tun state mutex.
- * The state mutex is a leaf: nothing is called with it held except
- * callout and taskqueue enqueue operations and counter(9).
+ * Every switch of an armed NIC between mbuf rings and netmap rings is
+ * hitless: while the agent runs nm_register(), netmap_tun_qrestart() is
+ * true in that thread, and the driver then restarts only its queues (no MAC
+ * or PHY reset).  A driver that cannot stop its queues falls back to its
+ * full reset and says so with netmap_tun_full_reset().
+ *
+ * Lock order: NMG_LOCK -> driver (iflib CTX) lock -> netmap_tun state mutex.
+ * The netmap core hooks are declared in netmap_kern.h (WITH_NETMAP_TUN).
  */
 
 #ifndef _DEV_NETMAP_NETMAP_TUN_H_
@@ -46,45 +50,46 @@
 
 #ifdef _KERNEL
 
-struct netmap_adapter;
-struct netmap_priv_d;
 struct netmap_tun;
+struct thread;
 
-/* Driver callbacks. */
-struct netmap_tun_ops {
-	/*
-	 * Mask (masked = true) or unmask the per-queue interrupts.  Called
-	 * with NMG_LOCK held and no driver lock, right before the NIC is
-	 * reinitialised for entering or leaving netmap mode; the driver's
-	 * interrupt enable routines must honour the setting from then on.
-	 * Link state interrupts must stay enabled.  Must not sleep.
-	 */
-	void	(*nto_qintr)(void *arg, bool masked);
+/*
+ * What the agent tells the driver.  It is a member of the driver's softc,
+ * so the driver never dereferences the agent.
+ * - ntd_qmask: mask the per-queue interrupts (tunneled).  Stored (rel) by
+ *   the agent under NMG_LOCK before nm_register(), loaded (acq) by the
+ *   driver's interrupt enable paths.
+ * - ntd_switch_td: the thread running a hitless nm_register().  Stored and
+ *   cleared by that thread under NMG_LOCK; the driver only compares it with
+ *   curthread (under its CTX lock), so no ordering is needed.
+ * - ntd_full_reset: set by the driver, in that thread under CTX, when its
+ *   queues did not stop and it fell back to a full reset (the cause); read
+ *   by the agent once nm_register() returned.
+ */
+struct netmap_tun_drv {
+	volatile u_int		ntd_qmask;
+	struct thread *volatile	ntd_switch_td;
+	const char		*ntd_full_reset;
 };
 
-/* Counters updated by the netmap core (netmap_tun_count()). */
-enum netmap_tun_counter {
-	NETMAP_TUN_HOST_IN,	/* NIC -> host stack frames (host TX ring) */
-	NETMAP_TUN_HOST_OUT,	/* host stack -> host RX ring frames */
-	NETMAP_TUN_HOST_DROP,	/* host stack frames dropped */
-};
+/* Driver side, any context: keep the queue interrupts masked? */
+#define	netmap_tun_qmasked(drv)	(atomic_load_acq_int(&(drv)->ntd_qmask) != 0)
+/* Driver stop routine, CTX lock held: restart only the queues? */
+#define	netmap_tun_qrestart(drv)					\
+	(atomic_load_ptr(&(drv)->ntd_switch_td) == curthread)
+/* Driver: the queues did not stop (cause), a full reset follows. */
+#define	netmap_tun_full_reset(drv, cause)				\
+	((drv)->ntd_full_reset = (cause))
 
-/* Driver interface; may sleep, call without driver or netmap locks. */
-int	netmap_tun_attach(device_t dev, if_t ifp,
-	    const struct netmap_tun_ops *ops, void *arg,
+#ifdef DEV_NETMAP
+/* Driver attach/detach; may sleep, call without driver or netmap locks. */
+int	netmap_tun_attach(device_t dev, if_t ifp, struct netmap_tun_drv *drv,
 	    struct netmap_tun **tunp);
-void	netmap_tun_detach(struct netmap_tun *tun);
-
-/* netmap core interface; all called with NMG_LOCK held. */
-int	netmap_tun_start(struct netmap_adapter *na,
-	    struct netmap_priv_d *priv);
-void	netmap_tun_registered(struct netmap_adapter *na);
-void	netmap_tun_stop(struct netmap_adapter *na);
-void	netmap_tun_orphaned(struct netmap_adapter *na);
-
-/* netmap core data path; no lock needed, only while NAF_TUNNEL is set. */
-void	netmap_tun_count(struct netmap_adapter *na,
-	    enum netmap_tun_counter c, u_int n);
+void	netmap_tun_detach(struct netmap_tun **tunp);
+#else
+#define	netmap_tun_attach(dev, ifp, drv, tunp)	((void)(tunp), 0)
+#define	netmap_tun_detach(tunp)			((void)(tunp))
+#endif
 
 #endif /* _KERNEL */
 

@@ -12,6 +12,15 @@
 //!                                                signal PID, then time until the sysctl reads VALUE
 //!                                                and until a UDP echo answers
 //!   probe devwatch SECONDS                       timestamped lines from /var/run/devd.pipe
+//!   probe udp-gap HOST:PORT INTERVAL_MS MAX_S STOPFILE   echo probes every INTERVAL_MS until
+//!                                                STOPFILE exists: longest gap between answers
+//!   probe mcast-recv GROUP PORT IFADDR SECONDS   join GROUP on IFADDR, one line per datagram
+//!   probe mcast-send GROUP:PORT IFADDR COUNT INTERVAL_MS
+//!   probe tcp-sink PORT SECONDS                  accept one connection, count bytes, report errors
+//!   probe tcp-src HOST:PORT KBPS MAX_S STOPFILE  paced stream until STOPFILE exists
+//!
+//! sig-watch's udp_recover_ms is the arrival of the first answer to a probe sent after the
+//! last probe that got no answer (the end of the outage), or the first answer if none was lost.
 use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 type c_int = i32;
 
 extern "C" {
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const u8, len: u32) -> c_int;
     fn kill(pid: c_int, sig: c_int) -> c_int;
     fn getrusage(who: c_int, usage: *mut [i64; 18]) -> c_int;
 }
@@ -237,48 +247,214 @@ fn sig_watch(
         die(&format!("kill({pid},{sig}) failed"));
     }
     let mut state_ms: Option<f64> = None;
-    let mut udp_ms: Option<f64> = None;
+    let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
+    let mut sent: Vec<f64> = Vec::new(); // probe seq i+1 sent at sent[i] ms
+    let mut answered: Vec<Option<f64>> = Vec::new();
     let mut last_send = Instant::now() - Duration::from_secs(1);
-    let mut seq: u64 = 0;
     let mut buf = [0u8; 64];
     let deadline = Duration::from_millis(timeout_ms);
+    let mut recovered: Option<f64> = None;
     while t0.elapsed() < deadline {
         if state_ms.is_none() {
             if let Some((n, v)) = &want {
                 if sysctl_str(n).as_deref() == Some(v.as_str()) {
-                    state_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+                    state_ms = Some(ms(Instant::now()));
                 }
             } else {
                 state_ms = Some(0.0);
             }
         }
-        if let (Some(s), None) = (&sock, udp_ms) {
+        if let Some(s) = &sock {
             if last_send.elapsed() >= Duration::from_millis(2) {
-                seq += 1;
-                let _ = s.send(&seq.to_be_bytes());
+                sent.push(ms(Instant::now()));
+                answered.push(None);
+                let _ = s.send(&(sent.len() as u64).to_be_bytes());
                 last_send = Instant::now();
             }
             while let Ok(n) = s.recv(&mut buf) {
                 if n >= 8 {
-                    udp_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
-                    break;
+                    let q = u64::from_be_bytes(buf[..8].try_into().unwrap()) as usize;
+                    if q >= 1 && q <= answered.len() && answered[q - 1].is_none() {
+                        answered[q - 1] = Some(ms(Instant::now()));
+                    }
                 }
             }
+            recovered = udp_recovery(&sent, &answered, ms(Instant::now()));
         }
-        if state_ms.is_some() && (sock.is_none() || udp_ms.is_some()) {
+        // done: state reached, and the UDP path answered steadily for 100 ms
+        if state_ms.is_some() && (sock.is_none() || recovered.is_some()) {
             break;
         }
         std::thread::sleep(Duration::from_micros(500));
     }
+    let now = ms(Instant::now());
+    let lost = sent.iter().zip(&answered).filter(|(t, a)| a.is_none() && **t < now - 50.0).count();
+    let first = answered.iter().flatten().cloned().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+    if sock.is_some() && recovered.is_none() {
+        recovered = last_outage_end(&sent, &answered, now);
+    }
     let f = |o: Option<f64>| o.map(|v| format!("{v:.3}")).unwrap_or_else(|| "null".into());
     let after = want.as_ref().and_then(|(n, _)| sysctl_str(n));
     println!(
-        "{{\"signal_wall_ns\":{t_wall},\"pid\":{pid},\"sig\":{sig},\"state_before\":\"{}\",\"state_after\":\"{}\",\"state_ms\":{},\"udp_recover_ms\":{},\"udp_probes\":{seq}}}",
+        "{{\"signal_wall_ns\":{t_wall},\"pid\":{pid},\"sig\":{sig},\"state_before\":\"{}\",\"state_after\":\"{}\",\"state_ms\":{},\"udp_recover_ms\":{},\"udp_first_answer_ms\":{},\"udp_probes\":{},\"udp_lost\":{lost}}}",
         before.unwrap_or_default(),
         after.unwrap_or_default(),
         f(state_ms),
-        f(udp_ms)
+        f(recovered),
+        f(first),
+        sent.len()
     );
+}
+
+/// End of the outage once the path is steady: every probe sent in the last 100 ms before
+/// (now - 50 ms) was answered. None while that is not the case.
+fn udp_recovery(sent: &[f64], ans: &[Option<f64>], now: f64) -> Option<f64> {
+    let win: Vec<usize> = (0..sent.len()).filter(|&i| sent[i] < now - 50.0 && sent[i] >= now - 150.0).collect();
+    if win.len() < 10 || win.iter().any(|&i| ans[i].is_none()) {
+        return None;
+    }
+    last_outage_end(sent, ans, now)
+}
+
+/// Arrival of the first answer to a probe sent after the last unanswered one.
+fn last_outage_end(sent: &[f64], ans: &[Option<f64>], now: f64) -> Option<f64> {
+    let last_lost = (0..sent.len()).filter(|&i| ans[i].is_none() && sent[i] < now - 50.0).max();
+    let from = last_lost.map_or(0, |i| i + 1);
+    ans[from..].iter().flatten().cloned().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))))
+}
+
+fn udp_gap(target: &str, interval_ms: u64, max_s: u64, stop: &str) {
+    let s = UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| die(&format!("bind: {e}")));
+    s.connect(target).unwrap_or_else(|e| die(&format!("connect: {e}")));
+    s.set_nonblocking(true).unwrap();
+    let t0 = Instant::now();
+    let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
+    let (mut seq, mut got, mut last_ans) = (0u64, 0u64, None::<f64>);
+    let mut gaps: Vec<(f64, f64)> = Vec::new(); // (at_ms, gap_ms) above 3 intervals
+    let mut max_gap = 0.0f64;
+    let mut next = Instant::now();
+    let mut buf = [0u8; 64];
+    while t0.elapsed() < Duration::from_secs(max_s) {
+        if seq % 100 == 0 && std::path::Path::new(stop).exists() {
+            break;
+        }
+        if Instant::now() >= next {
+            seq += 1;
+            let _ = s.send(&seq.to_be_bytes());
+            next += Duration::from_millis(interval_ms);
+        }
+        while let Ok(n) = s.recv(&mut buf) {
+            if n >= 8 {
+                let now = ms(Instant::now());
+                got += 1;
+                if let Some(l) = last_ans {
+                    let g = now - l;
+                    if g > max_gap {
+                        max_gap = g;
+                    }
+                    if g > 3.0 * interval_ms as f64 {
+                        gaps.push((l, g));
+                    }
+                }
+                last_ans = Some(now);
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let list: Vec<String> = gaps.iter().map(|(a, g)| format!("[{a:.1},{g:.1}]")).collect();
+    println!(
+        "{{\"probes\":{seq},\"answers\":{got},\"interval_ms\":{interval_ms},\"max_gap_ms\":{max_gap:.2},\"gaps_over_3_intervals\":[{}],\"seconds\":{:.1}}}",
+        list.join(","),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+fn mcast_recv(group: &str, port: u16, ifaddr: &str, secs: u64) {
+    let g: std::net::Ipv4Addr = group.parse().unwrap_or_else(|_| die("group"));
+    let i: std::net::Ipv4Addr = ifaddr.parse().unwrap_or_else(|_| die("ifaddr"));
+    let s = UdpSocket::bind(("0.0.0.0", port)).unwrap_or_else(|e| die(&format!("bind: {e}")));
+    s.join_multicast_v4(&g, &i).unwrap_or_else(|e| die(&format!("join: {e}")));
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let t0 = Instant::now();
+    let mut buf = [0u8; 2048];
+    let out = std::io::stdout();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        if let Ok((n, _)) = s.recv_from(&mut buf) {
+            let mut o = out.lock();
+            let _ = writeln!(o, "{:.1} {n}", t0.elapsed().as_secs_f64() * 1e3);
+            let _ = o.flush();
+        }
+    }
+}
+
+fn mcast_send(target: &str, ifaddr: &str, count: u64, interval_ms: u64) {
+    let i: std::net::Ipv4Addr = ifaddr.parse().unwrap_or_else(|_| die("ifaddr"));
+    let s = UdpSocket::bind((i, 0)).unwrap_or_else(|e| die(&format!("bind: {e}")));
+    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&s);
+    // IPPROTO_IP 0, IP_MULTICAST_IF 9 (FreeBSD): no route to the group is needed
+    if unsafe { setsockopt(fd, 0, 9, i.octets().as_ptr(), 4) } != 0 {
+        die("IP_MULTICAST_IF");
+    }
+    let _ = s.set_multicast_ttl_v4(1);
+    let mut sent = 0u64;
+    for seq in 0..count {
+        if s.send_to(&seq.to_be_bytes(), target).is_ok() {
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(interval_ms));
+    }
+    println!("{{\"sent\":{sent}}}");
+}
+
+fn tcp_sink(port: u16, secs: u64) {
+    use std::io::Read;
+    let l = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap_or_else(|e| die(&format!("bind: {e}")));
+    let (mut c, _) = l.accept().unwrap_or_else(|e| die(&format!("accept: {e}")));
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t0 = Instant::now();
+    let (mut bytes, mut err, mut eof) = (0u64, String::new(), false);
+    let mut buf = vec![0u8; 65536];
+    while t0.elapsed() < Duration::from_secs(secs) {
+        match c.read(&mut buf) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => bytes += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(e) => {
+                err = format!("{:?}", e.kind());
+                break;
+            }
+        }
+    }
+    println!("{{\"bytes\":{bytes},\"eof\":{eof},\"error\":\"{err}\",\"seconds\":{:.1}}}", t0.elapsed().as_secs_f64());
+}
+
+fn tcp_src(target: &str, kbps: u64, max_s: u64, stop: &str) {
+    let mut c = std::net::TcpStream::connect(target).unwrap_or_else(|e| die(&format!("connect: {e}")));
+    let chunk = vec![0xa5u8; 1024];
+    let t0 = Instant::now();
+    let (mut bytes, mut err) = (0u64, String::new());
+    let per = Duration::from_micros(1_000_000 / kbps.max(1));
+    let mut next = Instant::now();
+    while t0.elapsed() < Duration::from_secs(max_s) {
+        if bytes % (64 * 1024) == 0 && std::path::Path::new(stop).exists() {
+            break;
+        }
+        if let Err(e) = c.write_all(&chunk) {
+            err = format!("{:?}", e.kind());
+            break;
+        }
+        bytes += 1024;
+        next += per;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+    }
+    let clean = err.is_empty() && c.shutdown(std::net::Shutdown::Write).is_ok();
+    println!("{{\"bytes\":{bytes},\"error\":\"{err}\",\"clean_close\":{clean},\"seconds\":{:.1}}}", t0.elapsed().as_secs_f64());
 }
 
 fn devwatch(secs: u64) {
@@ -358,8 +534,13 @@ fn main() {
             sig_watch(arg(1).parse().unwrap(), sig, arg(3).parse().unwrap(), want, udp, set)
         }
         Some("devwatch") => devwatch(arg(1).parse().unwrap()),
+        Some("udp-gap") => udp_gap(&arg(1), arg(2).parse().unwrap(), arg(3).parse().unwrap(), &arg(4)),
+        Some("mcast-recv") => mcast_recv(&arg(1), arg(2).parse().unwrap(), &arg(3), arg(4).parse().unwrap()),
+        Some("mcast-send") => mcast_send(&arg(1), &arg(2), arg(3).parse().unwrap(), arg(4).parse().unwrap()),
+        Some("tcp-sink") => tcp_sink(arg(1).parse().unwrap(), arg(2).parse().unwrap()),
+        Some("tcp-src") => tcp_src(&arg(1), arg(2).parse().unwrap(), arg(3).parse().unwrap(), &arg(4)),
         _ => {
-            eprintln!("usage: probe now|udp-echo|udp-pingpong|cpu|sig-watch|devwatch ...");
+            eprintln!("usage: probe now|udp-echo|udp-pingpong|cpu|sig-watch|devwatch|udp-gap|mcast-recv|mcast-send|tcp-sink|tcp-src ...");
             std::process::exit(64)
         }
     }
