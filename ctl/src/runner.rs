@@ -14,14 +14,22 @@ use std::time::Instant;
 
 /// The library configuration for a plan.
 pub fn config(plan: &Plan) -> TunnelConfig {
-    let mut cfg = TunnelConfig::default().poll(plan.poll);
-    for t in plan.claims.iter() {
-        // The plan's claims passed the same policy already.
-        cfg = cfg
-            .claim(t)
-            .unwrap_or_else(|_| TunnelConfig::default().poll(plan.poll));
-    }
-    cfg
+    TunnelConfig::default()
+        .poll(plan.poll)
+        .claim_set(plan.claims.clone())
+}
+
+/// The first line of `run`: what runs, and how it ends.
+fn banner(out: &mut dyn Write, plan: &Plan, ends: &str) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}: tunneling; claims {}; {}; watchdog {}; {ends}",
+        plan.port.ifname,
+        plan.claims.describe(),
+        plan.poll.describe(),
+        format_watchdog(plan.watchdog_us)
+    )?;
+    out.flush()
 }
 
 /// A tunnel error from opening the port, in emtunctl's terms.
@@ -89,14 +97,11 @@ fn run_reattaching(
         .map_or("never gives up".to_string(), |m| {
             format!("gives up after {m} failed opens in a row")
         });
-    writeln!(
+    banner(
         out,
-        "{iface}: tunneling; claims {}; {}; watchdog {}; re-attaches after a revoke ({limit}); Ctrl-C to stop",
-        plan.claims.describe(),
-        plan.poll.describe(),
-        format_watchdog(plan.watchdog_us)
+        plan,
+        &format!("re-attaches after a revoke ({limit}); Ctrl-C to stop"),
     )?;
-    out.flush()?;
     let start = Instant::now();
     let mut claimed_bytes = 0u64;
     let mut app = |frame: &[u8]| claimed_bytes += frame.len() as u64;
@@ -156,14 +161,7 @@ fn run_once(ctx: &Ctx, plan: &Plan, stop: &AtomicBool, out: &mut dyn Write) -> R
     // Counters before, to tell a watchdog revoke from an admin one.
     let before = ports::read_counters(ctx, &plan.port).ok();
     let mut tun = Tunnel::open(iface, config(plan)).map_err(|e| open_error(ctx, plan, e))?;
-    writeln!(
-        out,
-        "{iface}: tunneling; claims {}; {}; watchdog {}; Ctrl-C to stop",
-        plan.claims.describe(),
-        plan.poll.describe(),
-        format_watchdog(plan.watchdog_us)
-    )?;
-    out.flush()?;
+    banner(out, plan, "Ctrl-C to stop")?;
     let start = Instant::now();
     let (r, summary) = drive(&mut tun, stop);
     // Release the port (close + unmap) before reporting, so that the kernel

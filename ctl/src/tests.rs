@@ -252,6 +252,9 @@ impl Sysctl for FakeKernel {
     fn get_str(&self, name: &str) -> Result<String, SysctlError> {
         self.mem.get_str(name)
     }
+    fn get_bytes(&self, name: &str) -> Result<Vec<u8>, SysctlError> {
+        self.mem.get_bytes(name)
+    }
     fn get_int(&self, name: &str) -> Result<i64, SysctlError> {
         self.mem.get_int(name)
     }

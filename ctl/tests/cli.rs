@@ -53,6 +53,37 @@ fn usage_errors_exit_2() {
     );
 }
 
+#[test]
+fn usage_messages_name_the_rule() {
+    for (args, says) in [
+        (&["watch", "em0", "--count", "0"][..], "must be at least 1"),
+        (&["run", "em0", "--claim", "0x8100"], "VLAN tag"),
+        (&["run", "em0", "--claim", "1500"], "802.3"),
+        (&["run", "em0", "--poll", "spin"], "busy, interval"),
+        (&["run", "em0", "--max-retries", "3"], "--reattach"),
+        (&["stats", "em0", "--format", "xml"], "prometheus"),
+    ] {
+        let o = emtunctl(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn every_flag_has_help_text() {
+    for sub in ["status", "arm", "disarm", "revoke", "watchdog", "stats", "watch", "run"] {
+        let o = emtunctl(&[sub, "--help"]);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        for line in out.lines().filter(|l| l.trim_start().starts_with("--")) {
+            let flag = line.split_whitespace().next().unwrap_or("");
+            assert!(
+                line.trim().len() > flag.len() + 8 || out.contains(&format!("{line}\n          ")),
+                "{sub} {flag} has no help text: {line:?}"
+            );
+        }
+    }
+}
+
 #[cfg(not(target_os = "freebsd"))]
 #[test]
 fn every_command_says_freebsd_is_needed() {

@@ -54,6 +54,13 @@ impl TunnelConfig {
         Ok(self)
     }
 
+    /// Claims exactly the types of `claims` (already checked by
+    /// [`ClaimSet::insert`]), replacing any earlier claim.
+    pub fn claim_set(mut self, claims: ClaimSet) -> Self {
+        self.claims = claims;
+        self
+    }
+
     /// Sets how the loop waits when idle (default: 1 ms interval).
     pub fn poll(mut self, p: PollMode) -> Self {
         self.poll = p;

@@ -45,6 +45,12 @@ pub trait Sysctl {
     /// # Errors
     /// [`SysctlError`] as sysctl(3) reports it.
     fn get_str(&self, name: &str) -> Result<String, SysctlError>;
+    /// The raw bytes of any value (structures and arrays, e.g.
+    /// `kern.cp_time`: `long[CPUSTATES]`).
+    ///
+    /// # Errors
+    /// [`SysctlError`] as sysctl(3) reports it.
+    fn get_bytes(&self, name: &str) -> Result<Vec<u8>, SysctlError>;
     /// An int-sized or long-sized signed value.
     ///
     /// # Errors
@@ -209,6 +215,14 @@ mod freebsd {
 
     impl Sysctl for Kern {
         fn get_str(&self, name: &str) -> Result<String, SysctlError> {
+            let mut buf = self.get_bytes(name)?;
+            if let Some(z) = buf.iter().position(|&b| b == 0) {
+                buf.truncate(z);
+            }
+            String::from_utf8(buf).map_err(|_| SysctlError::BadString)
+        }
+
+        fn get_bytes(&self, name: &str) -> Result<Vec<u8>, SysctlError> {
             let c = cname(name)?;
             for _ in 0..4 {
                 let size = size_by_name(&c)?;
@@ -216,10 +230,7 @@ mod freebsd {
                 match read_by_name(&c, &mut buf) {
                     Ok(n) => {
                         buf.truncate(n);
-                        if let Some(z) = buf.iter().position(|&b| b == 0) {
-                            buf.truncate(z);
-                        }
-                        return String::from_utf8(buf).map_err(|_| SysctlError::BadString);
+                        return Ok(buf);
                     }
                     // The value grew between the two calls: try again.
                     Err(SysctlError::Os(libc::ENOMEM, _)) => continue,
@@ -315,6 +326,9 @@ mod freebsd {
 #[cfg(not(target_os = "freebsd"))]
 impl Sysctl for Kern {
     fn get_str(&self, _: &str) -> Result<String, SysctlError> {
+        Err(SysctlError::Unsupported)
+    }
+    fn get_bytes(&self, _: &str) -> Result<Vec<u8>, SysctlError> {
         Err(SysctlError::Unsupported)
     }
     fn get_int(&self, _: &str) -> Result<i64, SysctlError> {
@@ -429,6 +443,13 @@ pub mod mem {
                 Val::Str(s) => Ok(s),
                 _ => Err(SysctlError::BadSize(8)),
             }
+        }
+        fn get_bytes(&self, name: &str) -> Result<Vec<u8>, SysctlError> {
+            Ok(match self.read(name)? {
+                Val::Str(s) => s.into_bytes(),
+                Val::Int(v) => v.to_ne_bytes().to_vec(),
+                Val::U64(v) => v.to_ne_bytes().to_vec(),
+            })
         }
         fn get_int(&self, name: &str) -> Result<i64, SysctlError> {
             match self.read(name)? {
