@@ -1,7 +1,7 @@
 //! `probe`: the guest-side measuring tool of the emtun VM harness (tests/vm).
 //!
-//! std only (plus a few libc symbols declared by hand), so it builds offline with
-//! `cargo zigbuild --target x86_64-unknown-freebsd`. Every subcommand is bounded in time and
+//! std, the project's netmap-user (for its one sysctl(3) access) and a few libc symbols
+//! declared by hand; it builds with `cargo zigbuild --target x86_64-unknown-freebsd`. Every subcommand is bounded in time and
 //! prints one JSON object on stdout.
 //!
 //!   probe now
@@ -21,6 +21,7 @@
 //!
 //! sig-watch's udp_recover_ms is the arrival of the first answer to a probe sent after the
 //! last probe that got no answer (the end of the outage), or the first answer if none was lost.
+use netmap_user::sysctl::{Kern, Sysctl};
 use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,61 +35,20 @@ extern "C" {
     fn getrusage(who: c_int, usage: *mut [i64; 18]) -> c_int;
 }
 
-#[cfg(target_os = "freebsd")]
-extern "C" {
-    fn sysctlbyname(
-        name: *const u8,
-        oldp: *mut u8,
-        oldlenp: *mut usize,
-        newp: *const u8,
-        newlen: usize,
-    ) -> c_int;
-}
-
-#[cfg(target_os = "freebsd")]
-fn sysctl_raw(name: &str, buf: &mut [u8]) -> Option<usize> {
-    let cname = format!("{name}\0");
-    let mut len = buf.len();
-    let r = unsafe {
-        sysctlbyname(cname.as_ptr(), buf.as_mut_ptr(), &mut len, std::ptr::null(), 0)
-    };
-    if r == 0 {
-        Some(len)
-    } else {
-        None
-    }
-}
-
-#[cfg(not(target_os = "freebsd"))]
-fn sysctl_raw(_name: &str, _buf: &mut [u8]) -> Option<usize> {
-    None
-}
-
-#[cfg(target_os = "freebsd")]
+/// The project's one sysctl(3) access (netmap_user::sysctl).
 fn sysctl_set_int(name: &str, v: i32) -> bool {
-    let cname = format!("{name}\0");
-    let b = v.to_ne_bytes();
-    unsafe { sysctlbyname(cname.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), b.as_ptr(), 4) == 0 }
-}
-
-#[cfg(not(target_os = "freebsd"))]
-fn sysctl_set_int(_name: &str, _v: i32) -> bool {
-    false
+    Kern.set_int(name, i64::from(v)).is_ok()
 }
 
 fn sysctl_str(name: &str) -> Option<String> {
-    let mut buf = [0u8; 256];
-    let n = sysctl_raw(name, &mut buf)?;
-    let s = &buf[..n];
-    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-    Some(String::from_utf8_lossy(&s[..end]).into_owned())
+    Kern.get_str(name).ok()
 }
 
 /// kern.cp_time: user, nice, sys, intr, idle ticks summed over CPUs.
 fn cp_time() -> [i64; 5] {
-    let mut buf = [0u8; 40];
+    let buf = Kern.get_bytes("kern.cp_time").unwrap_or_default();
     let mut out = [0i64; 5];
-    if sysctl_raw("kern.cp_time", &mut buf) == Some(40) {
+    if buf.len() == 40 {
         for (i, o) in out.iter_mut().enumerate() {
             *o = i64::from_ne_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
         }
@@ -97,11 +57,7 @@ fn cp_time() -> [i64; 5] {
 }
 
 fn ncpu() -> i64 {
-    let mut buf = [0u8; 4];
-    match sysctl_raw("hw.ncpu", &mut buf) {
-        Some(4) => i32::from_ne_bytes(buf) as i64,
-        _ => 1,
-    }
+    Kern.get_int("hw.ncpu").unwrap_or(1)
 }
 
 fn rusage(who: c_int) -> (f64, f64) {
