@@ -104,7 +104,7 @@ freebsd:
 		for b in emtunctl examples/fwd examples/pingpong; do \
 			f=target/${FBSD_TARGET}/release/$$b; \
 			file $$f | grep -q 'FreeBSD' || { echo "not a FreeBSD binary: $$f"; exit 1; }; \
-			echo "$$f: $$(file -b $$f | cut -d, -f1-3)"; \
+			echo "$$f: $$(file -b $$f | grep -o "for FreeBSD [^,]*")"; \
 		done; \
 	fi
 
