@@ -6,7 +6,9 @@
 #     FreeBSD linker) and prometheus_client (the harness's metrics check);
 #   - miri on the nightly toolchain, where rustup can fetch it;
 #   - as root on Debian, the packages that are missing: python3-venv, mandoc,
-#     file, bmake, shellcheck.
+#     file, bmake, shellcheck, procps (the rc.d tests run ps).
+# The toolchain is the one rust-toolchain.toml pins (with rustfmt, clippy and
+# the FreeBSD target), which rustup installs on first use.
 # What cannot be installed is said here and reported as skipped by
 # tools/test.sh; nothing is hidden.
 set -u
@@ -29,6 +31,7 @@ command -v mandoc >/dev/null 2>&1 || pkgs="$pkgs mandoc"
 command -v file >/dev/null 2>&1 || pkgs="$pkgs file"
 command -v bmake >/dev/null 2>&1 || pkgs="$pkgs bmake"
 command -v shellcheck >/dev/null 2>&1 || pkgs="$pkgs shellcheck"
+command -v ps >/dev/null 2>&1 || pkgs="$pkgs procps"
 if [ -n "$pkgs" ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		say "apt-get install$pkgs"
@@ -43,16 +46,21 @@ command -v python3 >/dev/null 2>&1 || fail "python3 is needed (apt-get install p
 if [ "$(uname -s)" != FreeBSD ]; then
 	rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-freebsd \
 		|| rustup target add x86_64-unknown-freebsd >/dev/null \
-		|| fail "rustup could not add the x86_64-unknown-freebsd target"
+		|| say "rustup could not add the x86_64-unknown-freebsd target; the FreeBSD checks will be skipped"
 fi
 
-# The venv: zig + cargo-zigbuild link FreeBSD binaries on Linux.
-if [ ! -x "$VENV/bin/python3" ]; then
+# The venv: zig + cargo-zigbuild link FreeBSD binaries on Linux. One that an
+# earlier run left without pip is made again.
+if ! "$VENV/bin/python3" -m pip --version >/dev/null 2>&1; then
+	rm -rf "$VENV"
 	mkdir -p "$T"
-	python3 -m venv "$VENV" || fail "python3 -m venv failed (Debian: apt-get install python3-venv)"
+	python3 -m venv "$VENV" || {
+		rm -rf "$VENV"
+		fail "python3 -m venv failed (Debian: apt-get install python3-venv)"
+	}
 fi
 want=""
-[ "$(uname -s)" != FreeBSD ] && { [ -x "$VENV/bin/cargo-zigbuild" ] || want="ziglang cargo-zigbuild"; }
+[ "$(uname -s)" != FreeBSD ] && { [ -x "$VENV/bin/cargo-zigbuild" ] || want=" ziglang cargo-zigbuild"; }
 "$VENV/bin/python3" -c 'import prometheus_client' >/dev/null 2>&1 || want="$want prometheus_client"
 if [ -n "$want" ]; then
 	say "pip install (venv target/tools/venv):$want"

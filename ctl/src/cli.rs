@@ -57,6 +57,7 @@ pub enum Cmd {
     Watchdog {
         /// Interface (emN or igbN)
         iface: String,
+        /// The period: 1ms to 10s, `off` or 0 to disable; a bare number is microseconds
         #[arg(value_name = "DURATION", value_parser = duration::parse_watchdog)]
         period: Watchdog,
     },

@@ -71,10 +71,16 @@ fn usage_messages_name_the_rule() {
 
 #[test]
 fn every_flag_has_help_text() {
-    for sub in ["status", "arm", "disarm", "revoke", "watchdog", "stats", "watch", "run"] {
+    for sub in [
+        "status", "arm", "disarm", "revoke", "watchdog", "stats", "watch", "run",
+    ] {
         let o = emtunctl(&[sub, "--help"]);
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        for line in out.lines().filter(|l| l.trim_start().starts_with("--")) {
+        // options (--flag) and positionals (<NAME>) alike
+        for line in out.lines().filter(|l| {
+            let t = l.trim_start();
+            l.starts_with("  ") && (t.starts_with("--") || t.starts_with('<'))
+        }) {
             let flag = line.split_whitespace().next().unwrap_or("");
             assert!(
                 line.trim().len() > flag.len() + 8 || out.contains(&format!("{line}\n          ")),
