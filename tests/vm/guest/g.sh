@@ -362,38 +362,43 @@ waitstate() {
 	[ "$(sysctl -n $SYS.state)" = "$1" ]
 }
 
-# soakloop N RUN_WD_US: N tunnel cycles, cycle i ends by kind i % 4: kill -9, SIGSTOP + 10 ms
+# soakloop N RUN_WD_US: N tunnel cycles, cycle I ends by kind I % 4: kill -9, SIGSTOP + 10 ms
 # watchdog, admin revoke, SIGTERM. Each cycle must end in state armed with ping working.
 # Prints soak.I=KIND,rc=RC,armed=0|1,ping=0|1 per cycle and soak_ok / soak_bad.
+# (Own variable names: tun, tunstart and waitstate use i and j.)
 soakloop() {
-	n=$1; ok=0; bad=0; i=0
-	while [ $i -lt "$n" ]; do
-		case $((i % 4)) in 0) kind=kill9;; 1) kind=stop;; 2) kind=admin;; 3) kind=term;; esac
+	sk_n=$1; sk_ok=0; sk_bad=0; sk_i=0
+	while [ $sk_i -lt "$sk_n" ]; do
+		case $((sk_i % 4)) in 0) sk_kind=kill9;; 1) sk_kind=stop;; 2) sk_kind=admin;; 3) sk_kind=term;; esac
 		sysctl -q $SYS.watchdog_us="${2:-2000000}" >/dev/null
 		if ! tun sk default >/tmp/sk.start 2>&1; then
-			kv soak.$i "$kind,start_failed"; bad=$((bad + 1)); i=$((i + 1)); continue
+			kv soak.$sk_i "$sk_kind,start_failed"; sk_bad=$((sk_bad + 1)); sk_i=$((sk_i + 1)); continue
 		fi
-		pid=$(cat /tmp/sk.pid)
+		sk_pid=$(cat /tmp/sk.pid)
 		sleep 0.2
-		case $kind in
-		kill9) kill -9 "$pid";;
-		stop) sysctl -q $SYS.watchdog_us=10000 >/dev/null; kill -STOP "$pid"
-			waitstate revoked 10 >/dev/null; kill -CONT "$pid";;
+		case $sk_kind in
+		kill9) kill -9 "$sk_pid";;
+		stop) sysctl -q $SYS.watchdog_us=10000 >/dev/null; kill -STOP "$sk_pid"
+			waitstate revoked 10 >/dev/null; kill -CONT "$sk_pid";;
 		admin) sysctl -q $SYS.revoke=1 >/dev/null;;
-		term) kill -TERM "$pid";;
+		term) kill -TERM "$sk_pid";;
 		esac
-		j=0
-		while [ $j -lt 200 ] && [ ! -f /tmp/sk.rc ]; do sleep 0.05; j=$((j + 1)); done
-		rc=$(cat /tmp/sk.rc 2>/dev/null || echo running)
-		[ "$rc" = running ] && kill -9 "$pid" 2>/dev/null
-		a=0; waitstate armed 10 >/dev/null && a=1
-		p=0; ping -c 1 -t 2 $PEER_IP >/dev/null 2>&1 && p=1
-		kv soak.$i "$kind,rc=$rc,armed=$a,ping=$p"
-		if [ $a = 1 ] && [ $p = 1 ] && [ "$rc" != running ]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
-		i=$((i + 1))
+		sk_w=0
+		while [ $sk_w -lt 200 ] && [ ! -f /tmp/sk.rc ]; do sleep 0.05; sk_w=$((sk_w + 1)); done
+		sk_rc=$(cat /tmp/sk.rc 2>/dev/null || echo running)
+		[ "$sk_rc" = running ] && kill -9 "$sk_pid" 2>/dev/null
+		sk_a=0; waitstate armed 10 >/dev/null && sk_a=1
+		sk_p=0; ping -c 1 -t 2 $PEER_IP >/dev/null 2>&1 && sk_p=1
+		kv soak.$sk_i "$sk_kind,rc=$sk_rc,armed=$sk_a,ping=$sk_p"
+		if [ $sk_a = 1 ] && [ $sk_p = 1 ] && [ "$sk_rc" != running ]; then
+			sk_ok=$((sk_ok + 1))
+		else
+			sk_bad=$((sk_bad + 1))
+		fi
+		sk_i=$((sk_i + 1))
 	done
-	kv soak_ok $ok
-	kv soak_bad $bad
+	kv soak_ok $sk_ok
+	kv soak_bad $sk_bad
 }
 
 cmd=$1; shift
