@@ -281,14 +281,13 @@ svcinstall() {
 # svcconf VAR=VALUE...: rc.conf through sysrc(8)
 svcconf() {
 	for a in "$@"; do
-		if command -v sysrc >/dev/null 2>&1; then
-			sysrc "$a" >/dev/null 2>&1
-		else
-			# an image without sysrc(8): the same edit of /etc/rc.conf by hand
+		# an image without a working sysrc(8) (it needs bsdconfig's
+		# libraries): the same edit of /etc/rc.conf by hand
+		sysrc "$a" >/dev/null 2>&1 || {
 			n=${a%%=*}
 			{ grep -v "^$n=" /etc/rc.conf; printf '%s="%s"\n' "$n" "${a#*=}"; } >/etc/rc.conf.new \
 				&& mv /etc/rc.conf.new /etc/rc.conf
-		fi
+		}
 		kv "sysrc.${a%%=*}.rc" $?
 	done
 }
