@@ -142,11 +142,12 @@ def supervise(P, p, iface):
         log("supervisor exit")
         sys.exit(0)
     signal.signal(signal.SIGTERM, term)
+    # pidfile(3) writes the bare number, without a newline
     with open(p, "w") as f:
-        f.write("%d\n" % child.pid)
+        f.write("%d" % child.pid)
     wr("state." + iface, "tunneled")
     with open(P, "w") as f:
-        f.write("%d\n" % os.getpid())
+        f.write("%d" % os.getpid())
     while True:
         signal.pause()
 

@@ -333,7 +333,9 @@ svcwait() {
 
 # svc ARGS...: service emtun ARGS, output as out: lines
 svc() {
-	timeout 120 service emtun "$@" > /tmp/svc.out 2>&1
+	# --foreground: without it timeout(1) reaps and waits for every descendant,
+	# daemon(8) and the tunnel included, and kills them after 120 s
+	timeout --foreground 120 service emtun "$@" > /tmp/svc.out 2>&1
 	rc=$?
 	kv svc_rc $rc
 	sed 's/^/out: /' /tmp/svc.out
