@@ -972,7 +972,9 @@ class Run:
         """The first console line matching pattern before the next login prompt (None if the
         prompt comes first, which is left for VM.login)."""
         try:
-            m, _ = self.dut.expect(pattern + "|login: ", timeout)
+            # the lookahead waits for the end of the line: the console arrives in pieces, and
+            # "state \w+" would otherwise match the "state de" of a half-read line
+            m, _ = self.dut.expect("(?:%s)(?=[^\r\n]*\r?\n)|login: " % pattern, timeout)
         except StepTimeout:
             return None
         if m.group(0) == "login: ":

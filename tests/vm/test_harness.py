@@ -239,8 +239,9 @@ class FakeVM:
 
     def expect(self, pattern, timeout):
         import re
-        text = ("Stopping emtun: em0\nemtun: em0: state default\nUptime: 5m\nRebooting...\n"
-                "Starting emtun: em0\nemtun: em0: tunneled (/usr/local/sbin/emtunctl run em0)\n\nlogin: ")
+        text = getattr(self, "console", None) or (
+            "Stopping emtun: em0\nemtun: em0: state default\nUptime: 5m\nRebooting...\n"
+            "Starting emtun: em0\nemtun: em0: tunneled (/usr/local/sbin/emtunctl run em0)\n\nlogin: ")
         m = re.compile(pattern).search(text, self.pos)
         if not m:
             raise harness.StepTimeout(pattern)
@@ -304,6 +305,15 @@ class ServiceDryRun(unittest.TestCase):
         self.assertEqual(r.svc_console(r"emtun: em0: state \w+", 10), "emtun: em0: state default")
         self.assertIsNone(r.svc_console(r"no such line", 10))  # the prompt came first: left for login
         self.assertEqual(r.dut.buf, "login: ")
+
+    def test_console_line_waits_for_its_end(self):
+        r = harness.Run.__new__(harness.Run)
+        r.dut = FakeVM("dut")
+        r.dut.console = "Stopping emtun: em0\nemtun: em0: state de"  # the rest not yet read
+        self.assertIsNone(r.svc_console(r"emtun: em0: state \w+", 10))
+        r.dut.console += "fault\r\nlogin: "
+        r.dut.pos = 0
+        self.assertEqual(r.svc_console(r"emtun: em0: state \w+", 10), "emtun: em0: state default")
 
     def run_service(self, caps):
         import argparse
