@@ -267,7 +267,7 @@ class DevdRules(unittest.TestCase):
 
     def test_rules_parse(self):
         r = self.rules()
-        self.assertEqual(len(r), 2)
+        self.assertEqual(len(r), 3)
         with open(DEVD) as f:
             text = f.read()
         self.assertEqual(text.count("{"), text.count("}"))
@@ -278,6 +278,11 @@ class DevdRules(unittest.TestCase):
         self.assertEqual(self.fire("!system=ETHERNET subsystem=em0 type=TUNNEL state=revoked reason=watchdog pid=812"),
                          "logger -t emtun -p daemon.warning em0: tunnel state=revoked reason=watchdog pid=812")
         self.assertIn("reason=close", self.fire("!system=ETHERNET subsystem=igb1 type=TUNNEL state=armed reason=close pid=9"))
+        for reason in ("reconfig", "refused_mtu", "detach"):
+            self.assertIn("daemon.warning em0: tunnel state=revoked reason=%s" % reason,
+                          self.fire("!system=ETHERNET subsystem=em0 type=TUNNEL state=revoked reason=%s pid=7" % reason))
+        self.assertEqual(self.fire("!system=ETHERNET subsystem=em0 type=FULL_RESET cause=dma_busy"),
+                         "logger -t emtun -p daemon.warning em0: full NIC reset in a tunnel switch cause=dma_busy")
         self.assertIsNone(self.fire("!system=ETHERNET subsystem=em0 type=IFATTACH"))
         self.assertIsNone(self.fire("!system=IFNET subsystem=em0 type=LINK_UP"))
 
@@ -288,6 +293,10 @@ class DevdRules(unittest.TestCase):
             c = f.read()
         self.assertIn('"state=%s reason=%s pid=%d"', c)
         self.assertIn('devctl_notify("ETHERNET", if_name(tun->nt_ifp), "TUNNEL", data)', c)
+        self.assertIn('"FULL_RESET",', c)
+        self.assertIn('snprintf(data, sizeof(data), "cause=%s"', c)
+        for reason in ("register", "close", "watchdog", "admin", "detach", "reconfig", "refused_mtu"):
+            self.assertIn('= "%s",' % reason, c)
 
 
 DEVD_STUB = r"""
@@ -335,10 +344,10 @@ class DevdGrammar(unittest.TestCase):
             out = run(os.path.join(t, "devdparse"), DEVD).stdout
         finally:
             shutil.rmtree(t, ignore_errors=True)
-        self.assertIn("rules 2", out)
-        self.assertEqual(out.count("match system ETHERNET"), 2)
+        self.assertIn("rules 3", out)
+        self.assertEqual(out.count("match system ETHERNET"), 3)
         self.assertEqual(out.count("match type TUNNEL"), 2)
-        self.assertIn("match reason (watchdog|detach)", out)
+        self.assertIn("match reason (watchdog|detach|reconfig|refused_mtu)", out)
         self.assertIn("action logger -t emtun -p daemon.notice $subsystem: tunnel state=$state reason=$reason pid=$pid",
                       out)
 

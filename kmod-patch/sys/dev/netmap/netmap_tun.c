@@ -44,6 +44,9 @@
  *   callout never sleeps nor takes NMG_LOCK: it only enqueues the task.
  * - The callout and the task are drained in netmap_tun_detach() without any
  *   lock held (the task takes NMG_LOCK).
+ * - The driver's hooks for a reconfiguration (netmap_tun_mtu(),
+ *   netmap_tun_reinit()) run under the CTX lock, so they take nt_mtx only:
+ *   a revoke they need runs on the taskqueue.
  * Field annotations: (c) constant after attach, (g) NMG_LOCK, (m) nt_mtx,
  * (g+m) written with both held, read with either held; lock-free fields
  * carry their atomic(9) rule.
@@ -69,6 +72,7 @@
 #include <sys/sysctl.h>
 #include <sys/taskqueue.h>
 
+#include <net/ethernet.h>
 #include <net/if.h>
 #include <net/if_var.h>
 #include <machine/bus.h>
@@ -101,6 +105,8 @@ enum nt_reason {
 	NT_REASON_WATCHDOG,
 	NT_REASON_ADMIN,
 	NT_REASON_DETACH,
+	NT_REASON_RECONFIG,
+	NT_REASON_REFUSED_MTU,
 };
 
 static const char *nt_reason_names[] = {
@@ -109,7 +115,15 @@ static const char *nt_reason_names[] = {
 	[NT_REASON_WATCHDOG] = "watchdog",
 	[NT_REASON_ADMIN] = "admin",
 	[NT_REASON_DETACH] = "detach",
+	[NT_REASON_RECONFIG] = "reconfig",
+	[NT_REASON_REFUSED_MTU] = "refused_mtu",
 };
+
+/*
+ * The largest frame a netmap buffer must hold at this MTU: the Ethernet
+ * header and one VLAN tag (the NIC strips the CRC).
+ */
+#define	NT_FRAME(mtu)	((mtu) + ETHER_HDR_LEN + ETHER_VLAN_ENCAP_LEN)
 
 enum nt_stat {
 	NT_STAT_ENTER,
@@ -152,10 +166,12 @@ struct netmap_tun {
 	struct netmap_priv_d	*nt_priv;	/* (g) the owner's binding */
 	bool			nt_armed;	/* (g+m) enable sysctl */
 	bool			nt_dying;	/* (g+m) detach in progress */
+	bool			nt_forced;	/* (g) we set NAF_FORCE_NATIVE */
 	enum nt_phase		nt_phase;	/* (g+m) */
 	pid_t			nt_pid;		/* (g+m) owner, 0 if none */
 	u_int			nt_gen;		/* (g+m) bumped on changes */
 	u_int			nt_task_gen;	/* (m) nt_gen the task is for */
+	enum nt_reason		nt_task_reason;	/* (m) watchdog or reconfig */
 	u_int			nt_watchdog_us;	/* (g+m) 0 = off */
 	struct callout		nt_callout;	/* (m) watchdog, on nt_mtx */
 	struct task		nt_task;	/* revoke, on netmap_tun_tq */
@@ -334,6 +350,7 @@ netmap_tun_callout(void *arg)
 	due = netmap_tun_due(tun);
 	if (sbinuptime() >= due) {
 		tun->nt_task_gen = tun->nt_gen;
+		tun->nt_task_reason = NT_REASON_WATCHDOG;
 		taskqueue_enqueue(netmap_tun_tq, &tun->nt_task);
 		return;
 	}
@@ -420,18 +437,24 @@ netmap_tun_revoke_locked(struct netmap_tun *tun, enum nt_reason reason)
 	return (0);
 }
 
-/* Watchdog revoke, on netmap_tun_tq. */
+/* Watchdog and reconfiguration revokes, on netmap_tun_tq. */
 static void
 netmap_tun_task(void *arg, int pending __unused)
 {
 	struct netmap_tun *tun = arg;
+	enum nt_reason reason;
 	bool fire;
 
 	NMG_LOCK();
 	mtx_lock(&tun->nt_mtx);
 	fire = false;
-	if (tun->nt_phase == NT_TUNNELED && tun->nt_task_gen == tun->nt_gen &&
-	    tun->nt_na != NULL && !tun->nt_dying && tun->nt_watchdog_us != 0) {
+	reason = tun->nt_task_reason;
+	if (tun->nt_phase != NT_TUNNELED || tun->nt_task_gen != tun->nt_gen ||
+	    tun->nt_na == NULL || tun->nt_dying) {
+		/* stale: the tunnel changed since the task was queued */
+	} else if (reason == NT_REASON_RECONFIG) {
+		fire = true;
+	} else if (tun->nt_watchdog_us != 0) {
 		/* The heartbeat may have resumed since the callout ran. */
 		if (sbinuptime() >= netmap_tun_due(tun))
 			fire = true;
@@ -440,8 +463,78 @@ netmap_tun_task(void *arg, int pending __unused)
 	}
 	mtx_unlock(&tun->nt_mtx);
 	if (fire)
-		(void)netmap_tun_revoke_locked(tun, NT_REASON_WATCHDOG);
+		(void)netmap_tun_revoke_locked(tun, reason);
 	NMG_UNLOCK();
+}
+
+/*
+ * Driver hook, SIOCSIFMTU, CTX lock held, before the new MTU is applied.
+ * While tunneled, the owner's netmap buffers must hold a full frame: an
+ * MTU whose frames do not fit is refused (EBUSY), the tunnel and the old
+ * MTU stay.  The buffer size cannot change while the registration lives.
+ */
+int
+netmap_tun_mtu(struct netmap_tun *tun, u_int mtu)
+{
+	u_int bufsz;
+	pid_t pid;
+	bool tunneled;
+
+	if (tun == NULL)
+		return (0);
+	mtx_lock(&tun->nt_mtx);
+	tunneled = tun->nt_phase == NT_TUNNELED && tun->nt_na != NULL &&
+	    !tun->nt_dying;
+	bufsz = tunneled ? NETMAP_BUF_SIZE(tun->nt_na) : 0;
+	pid = tun->nt_pid;
+	mtx_unlock(&tun->nt_mtx);
+	if (!tunneled || NT_FRAME(mtu) <= bufsz)
+		return (0);
+	if_printf(tun->nt_ifp, "netmap_tun: mtu %u refused while tunneled by "
+	    "pid %d: %u-byte frames do not fit its %u-byte netmap buffers; "
+	    "stop the tunnel, set the mtu and dev.netmap.buf_size >= %u\n",
+	    mtu, (int)pid, NT_FRAME(mtu), bufsz, NT_FRAME(mtu));
+	netmap_tun_notify(tun, "tunneled", NT_REASON_REFUSED_MTU, pid);
+	return (EBUSY);
+}
+
+/*
+ * Driver hook, at the end of every (re)initialisation, CTX lock held.  A
+ * reinit that the agent did not ask for is a reconfiguration of the NIC
+ * under the owner (ifconfig up, capabilities, vlan(4) children): the
+ * netmap rings are reset under the owner and survive, but a tunnel whose
+ * invariants no longer hold is revoked (reason=reconfig), so that the
+ * kernel path is never left dead while the state says "tunneled".
+ */
+void
+netmap_tun_reinit(struct netmap_tun *tun)
+{
+	const char *cause;
+	u_int frame;
+	pid_t pid;
+
+	if (tun == NULL || netmap_tun_qrestart(tun->nt_drv))
+		return;		/* no agent, or the agent's own switch */
+	cause = NULL;
+	mtx_lock(&tun->nt_mtx);
+	if (tun->nt_phase == NT_TUNNELED && tun->nt_na != NULL &&
+	    !tun->nt_dying) {
+		frame = NT_FRAME(if_getmtu(tun->nt_ifp));
+		if ((if_getcapenable(tun->nt_ifp) & NT_BAD_CAPS) != 0)
+			cause = "txcsum, txcsum6, tso or vlanhwtag enabled";
+		else if (frame > NETMAP_BUF_SIZE(tun->nt_na))
+			cause = "frames larger than the netmap buffers";
+		if (cause != NULL) {
+			tun->nt_task_gen = tun->nt_gen;
+			tun->nt_task_reason = NT_REASON_RECONFIG;
+			taskqueue_enqueue(netmap_tun_tq, &tun->nt_task);
+		}
+	}
+	pid = tun->nt_pid;
+	mtx_unlock(&tun->nt_mtx);
+	if (cause != NULL)
+		if_printf(tun->nt_ifp, "netmap_tun: reconfigured while "
+		    "tunneled (%s): revoking pid %d\n", cause, (int)pid);
 }
 
 /*
@@ -573,6 +666,28 @@ netmap_tun_count(struct netmap_adapter *na, enum netmap_tun_counter c,
 }
 
 /*
+ * An armed NIC is always opened through its native adapter, whatever
+ * dev.netmap.admode says: netmap's emulated adapter would bypass the agent
+ * (no tunneled state, no watchdog).  NMG_LOCK held.
+ */
+static void
+netmap_tun_force_native(struct netmap_tun *tun, bool on)
+{
+	struct netmap_adapter *na = tun->nt_na;
+
+	NMG_LOCK_ASSERT();
+	if (na == NULL)
+		return;
+	if (on && (na->na_flags & NAF_FORCE_NATIVE) == 0) {
+		na->na_flags |= NAF_FORCE_NATIVE;
+		tun->nt_forced = true;
+	} else if (!on && tun->nt_forced) {
+		na->na_flags &= ~NAF_FORCE_NATIVE;
+		tun->nt_forced = false;
+	}
+}
+
+/*
  * Sysctl handlers.  Writes need root (default sysctl privilege, not
  * allowed in jails).  The handlers take NMG_LOCK, then nt_mtx.
  */
@@ -605,6 +720,7 @@ netmap_tun_sysctl_enable(SYSCTL_HANDLER_ARGS)
 			mtx_lock(&tun->nt_mtx);
 			tun->nt_armed = true;
 			mtx_unlock(&tun->nt_mtx);
+			netmap_tun_force_native(tun, true);
 			changed = true;
 		}
 	} else if (val == 0 && tun->nt_armed) {
@@ -617,6 +733,7 @@ netmap_tun_sysctl_enable(SYSCTL_HANDLER_ARGS)
 			mtx_lock(&tun->nt_mtx);
 			tun->nt_armed = false;
 			mtx_unlock(&tun->nt_mtx);
+			netmap_tun_force_native(tun, false);
 			changed = true;
 		}
 	}
@@ -854,6 +971,7 @@ netmap_tun_detach(struct netmap_tun **tunp)
 	mtx_unlock(&tun->nt_mtx);
 	if (tun->nt_phase == NT_TUNNELED)
 		(void)netmap_tun_revoke_locked(tun, NT_REASON_DETACH);
+	netmap_tun_force_native(tun, false);
 	na = tun->nt_na;
 	if (na != NULL) {
 		na->na_flags &= ~NAF_TUNNEL;

@@ -35,6 +35,11 @@
  * each of its NIOC*SYNC and poll calls is a heartbeat, and a watchdog
  * revokes the registration when the heartbeat stops for watchdog_us.
  *
+ * The driver also calls netmap_tun_mtu() before it applies a new MTU (an
+ * error refuses it) and netmap_tun_reinit() at the end of every
+ * (re)initialisation: a reconfiguration under a tunnel either keeps the
+ * tunnel whole or revokes it.
+ *
  * Every switch of an armed NIC between mbuf rings and netmap rings is
  * hitless: while the agent runs nm_register(), netmap_tun_qrestart() is
  * true in that thread, and the driver then restarts only its queues (no MAC
@@ -86,9 +91,14 @@ struct netmap_tun_drv {
 int	netmap_tun_attach(device_t dev, if_t ifp, struct netmap_tun_drv *drv,
 	    struct netmap_tun **tunp);
 void	netmap_tun_detach(struct netmap_tun **tunp);
+/* Driver reconfiguration, CTX lock held; tun may be NULL. */
+int	netmap_tun_mtu(struct netmap_tun *tun, u_int mtu);
+void	netmap_tun_reinit(struct netmap_tun *tun);
 #else
 #define	netmap_tun_attach(dev, ifp, drv, tunp)	((void)(tunp), 0)
 #define	netmap_tun_detach(tunp)			((void)(tunp))
+#define	netmap_tun_mtu(tun, mtu)		((void)(tun), 0)
+#define	netmap_tun_reinit(tun)			((void)(tun))
 #endif
 
 #endif /* _KERNEL */
