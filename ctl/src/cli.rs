@@ -93,7 +93,7 @@ pub enum Cmd {
         /// EtherTypes to claim (0x88b5 or decimal; comma-separated, repeatable; never a VLAN tag); none = pure forwarder
         #[arg(long, value_name = "TYPE,...", value_delimiter = ',')]
         claim: Vec<EtherType>,
-        /// How to wait when idle: busy (one core at 100%), interval or interval:DUR (default interval:1ms; at most half the watchdog period)
+        /// How to wait when idle: adaptive (busy while frames flow, poll(2) after 50us idle; the default), adaptive:SPIN, busy (one core at 100%), interval or interval:DUR (poll(2) up to DUR after every idle round)
         #[arg(long, value_name = "MODE", conflicts_with_all = ["busy", "interval"])]
         poll: Option<PollMode>,
         /// Same as --poll busy

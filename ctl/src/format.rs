@@ -5,7 +5,8 @@
 //!   "owner":{"pid","name"}|null,"owner_pid" (0 if none),"watchdog_us","link",
 //!   "offloads":{"txcsum","txcsum6","tso4","tso6","vlanhwtag","safe"}|null,
 //!   "stats":{"enter","exit","revoke_watchdog","revoke_admin","host_in",
-//!            "host_out","host_drop","max_gap_us"}}]}`
+//!            "host_out","host_drop","max_gap_us","full_reset","sleeps",
+//!            "max_wait_us"}}]}`
 //! and for `stats --json`: `{"schema":1,"name","state","stats":{...}}`.
 //! Fields are only ever added; a change of meaning bumps "schema".
 
@@ -76,6 +77,7 @@ pub fn status_table(list: &[PortStatus]) -> String {
         "HOST_OUT",
         "HOST_DROP",
         "MAX_GAP",
+        "MAX_WAIT",
     ];
     let rows: Vec<Vec<String>> = list
         .iter()
@@ -94,7 +96,8 @@ pub fn status_table(list: &[PortStatus]) -> String {
                 c[4].to_string(),
                 c[5].to_string(),
                 c[6].to_string(),
-                format_us(c[7]),
+                format_us(c[Counters::MAX_GAP_US]),
+                format_us(c[Counters::MAX_WAIT_US]),
             ]
         })
         .collect();
@@ -103,7 +106,8 @@ pub fn status_table(list: &[PortStatus]) -> String {
         out.push_str("note: `emtunctl arm` turns the listed offloads off (they break tunneled host traffic)\n");
     }
     out.push_str(
-        "REVOKE is watchdog/admin revokes; MAX_GAP is the longest gap between owner heartbeats\n",
+        "REVOKE is watchdog/admin revokes; MAX_GAP is the longest gap between owner heartbeats; \
+         MAX_WAIT the longest that frames waited for the owner\n",
     );
     out
 }
@@ -167,7 +171,7 @@ pub fn stats_json(s: &PortStatus) -> Value {
 
 /// One metric of the Prometheus exposition: name, type, help, and the agent
 /// value it shows (emtun(8) "METRICS").
-const PROM_COUNTERS: [(&str, &str, &str); 9] = [
+const PROM_COUNTERS: [(&str, &str, &str); 12] = [
     (
         "emtun_watchdog_us",
         "gauge",
@@ -177,6 +181,11 @@ const PROM_COUNTERS: [(&str, &str, &str); 9] = [
         "emtun_max_gap_us",
         "gauge",
         "Longest gap between two heartbeats of the owner, in microseconds.",
+    ),
+    (
+        "emtun_max_wait_us",
+        "gauge",
+        "Longest that frames waited for the owner, in microseconds (sampled every watchdog period / 4).",
     ),
     (
         "emtun_enter_total",
@@ -209,6 +218,16 @@ const PROM_COUNTERS: [(&str, &str, &str); 9] = [
         "counter",
         "Kernel stack frames dropped.",
     ),
+    (
+        "emtun_full_reset_total",
+        "counter",
+        "Mode switches that fell back to a full NIC reset.",
+    ),
+    (
+        "emtun_sleeps_total",
+        "counter",
+        "Times the owner slept in poll(2) with the RX interrupts unmasked.",
+    ),
 ];
 
 /// `stats --format prometheus`: the text exposition format (version 0.0.4)
@@ -227,6 +246,7 @@ pub fn stats_prometheus(s: &PortStatus) -> String {
         let value = match name {
             "emtun_watchdog_us" => s.watchdog_us,
             "emtun_max_gap_us" => s.counters.0[Counters::MAX_GAP_US],
+            "emtun_max_wait_us" => s.counters.0[Counters::MAX_WAIT_US],
             _ => {
                 let leaf = name.trim_start_matches("emtun_").trim_end_matches("_total");
                 s.counters.get(leaf).unwrap_or(0)
@@ -261,9 +281,12 @@ pub fn stats_text(s: &PortStatus) -> String {
         "frames queued from the kernel stack to the tunnel",
         "kernel stack frames dropped (queue full, offload, revoke)",
         "longest gap between owner heartbeats",
+        "mode switches that fell back to a full NIC reset",
+        "sleeps in poll(2) with the RX interrupts unmasked",
+        "longest that frames waited for the owner",
     ];
     for (i, n) in COUNTER_NAMES.iter().enumerate() {
-        let v = if i == 7 {
+        let v = if i == Counters::MAX_GAP_US || i == Counters::MAX_WAIT_US {
             format!("{} ({})", c[i], format_us(c[i]))
         } else {
             c[i].to_string()
@@ -292,7 +315,7 @@ mod tests {
             owner,
             caps,
             link: Link::Up,
-            counters: Counters([1, 0, 2, 3, 1000, 900, 5, 1_500]),
+            counters: Counters([1, 0, 2, 3, 1000, 900, 5, 1_500, 0, 42, 2_500]),
         }
     }
 
@@ -330,7 +353,7 @@ mod tests {
             row,
             vec![
                 "em0", "tunneled", "pid", "4242", "(fwd)", "10ms", "up", "off", "1", "0", "2/3",
-                "1000", "900", "5", "1.5ms"
+                "1000", "900", "5", "1.5ms", "2.5ms"
             ]
         );
         assert!(!t.contains("note: `emtunctl arm`"));
@@ -455,7 +478,7 @@ mod tests {
     #[test]
     fn prometheus_matches_the_golden_exposition() {
         let mut s = sample("em0", State::Tunneled, None, None);
-        s.counters = Counters([3, 2, 1, 0, 52, 48, 0, 1210]);
+        s.counters = Counters([3, 2, 1, 0, 52, 48, 0, 1210, 0, 7, 900]);
         assert_eq!(
             stats_prometheus(&s),
             include_str!("../tests/data/stats-em0.prom")

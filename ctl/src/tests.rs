@@ -780,8 +780,8 @@ fn watch_prints_deltas_and_rates() {
         assert_eq!(l[8], "+250");
         assert_eq!(l[9], "500");
     }
-    assert_eq!(lines[3][11], "0");
-    assert_eq!(lines[4][11], "3ms");
+    assert_eq!(lines[3][12], "0");
+    assert_eq!(lines[4][12], "3ms");
 }
 
 #[test]
@@ -877,30 +877,18 @@ fn run_needs_root() {
 }
 
 #[test]
-fn run_interval_must_beat_the_watchdog() {
+fn run_sleeps_longer_than_the_watchdog_period_are_fine() {
+    // netmap_tun(4) judges stalled work, not silence: an owner asleep in
+    // poll(2) is woken by the first frame and never revoked for sleeping.
     let k = k_with_em0(0);
     k.arm("em0"); // watchdog 10ms
-    let e = run::preflight(
-        &k.ctx(),
-        "em0",
-        vec![],
-        Poll::Interval(Duration::from_millis(6)),
-    )
-    .unwrap_err();
-    assert!(matches!(e, CtlError::Usage(_)), "{e:?}");
-    assert_eq!(e.exit_code(), 2);
-    assert!(
-        e.to_string()
-            .contains("poll interval 6ms must be at most half the watchdog period 10ms"),
-        "{e}"
-    );
-    assert!(run::preflight(
-        &k.ctx(),
-        "em0",
-        vec![],
-        Poll::Interval(Duration::from_millis(5))
-    )
-    .is_ok());
+    for p in [
+        Poll::Interval(Duration::from_millis(50)),
+        Poll::Adaptive(Duration::from_micros(50)),
+        Poll::Busy,
+    ] {
+        assert!(run::preflight(&k.ctx(), "em0", vec![], p).is_ok(), "{p}");
+    }
 }
 
 #[test]

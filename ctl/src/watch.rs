@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::ports::{self, Ctx};
-use emtun::agent::{Counters, State};
+use emtun::agent::{Counters, State, COUNTER_NAMES};
 use emtun::duration::format_us;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +23,7 @@ pub struct Delta {
     pub dt: Duration,
     /// Per-counter increase; for a counter that went down (stats were reset)
     /// the increase is counted from zero.
-    pub d: [u64; 8],
+    pub d: [u64; COUNTER_NAMES.len()],
     /// Some counter went backwards: `stats --reset` ran in between.
     pub reset: bool,
 }
@@ -41,11 +41,11 @@ impl Delta {
 }
 
 pub fn delta(prev: &Sample, cur: &Sample) -> Delta {
-    let mut d = [0u64; 8];
+    let mut d = [0u64; COUNTER_NAMES.len()];
     let mut reset = false;
     for (i, slot) in d.iter_mut().enumerate() {
-        if i == Counters::MAX_GAP_US {
-            continue; // a maximum, shown as is
+        if i == Counters::MAX_GAP_US || i == Counters::MAX_WAIT_US {
+            continue; // maxima, shown as they are
         }
         let (p, c) = (prev.counters.0[i], cur.counters.0[i]);
         *slot = if c >= p {
@@ -73,9 +73,9 @@ pub fn format_rate(r: f64) -> String {
     }
 }
 
-pub const HEADER: [&str; 12] = [
+pub const HEADER: [&str; 14] = [
     "TIME", "STATE", "ENTER", "EXIT", "REV_WD", "REV_ADM", "HOST_IN", "IN/s", "HOST_OUT", "OUT/s",
-    "DROP", "MAX_GAP",
+    "DROP", "SLEEPS", "MAX_GAP", "MAX_WAIT",
 ];
 
 /// The first row: absolute totals.
@@ -93,7 +93,9 @@ pub fn total_row(s: &Sample) -> Vec<String> {
         c[5].to_string(),
         "-".into(),
         c[6].to_string(),
-        format_us(c[7]),
+        c[Counters::SLEEPS].to_string(),
+        format_us(c[Counters::MAX_GAP_US]),
+        format_us(c[Counters::MAX_WAIT_US]),
     ]
 }
 
@@ -116,13 +118,15 @@ pub fn delta_row(cur: &Sample, d: &Delta) -> Vec<String> {
         plus(Counters::HOST_OUT),
         format_rate(d.rate(Counters::HOST_OUT)),
         plus(Counters::HOST_DROP),
+        plus(Counters::SLEEPS),
         format_us(cur.counters.0[Counters::MAX_GAP_US]),
+        format_us(cur.counters.0[Counters::MAX_WAIT_US]),
     ]
 }
 
 /// Fixed-width line so that rows stay aligned while streaming.
 fn fixed_line(cells: &[String]) -> String {
-    const W: [usize; 12] = [14, 9, 6, 6, 6, 7, 11, 8, 11, 8, 8, 8];
+    const W: [usize; 14] = [14, 9, 6, 6, 6, 7, 11, 8, 11, 8, 8, 8, 8, 8];
     let mut s = String::new();
     for (i, c) in cells.iter().enumerate() {
         s.push_str(&format!("{c:<w$} ", w = W[i]));
@@ -236,10 +240,12 @@ mod tests {
     use super::*;
 
     fn s(at_ms: u64, c: [u64; 8]) -> Sample {
+        let mut all = [0; COUNTER_NAMES.len()];
+        all[..8].copy_from_slice(&c);
         Sample {
             at: Duration::from_millis(at_ms),
             state: State::Tunneled,
-            counters: Counters(c),
+            counters: Counters(all),
         }
     }
 
@@ -250,7 +256,7 @@ mod tests {
         let d = delta(&a, &b);
         assert_eq!(d.dt, Duration::from_millis(500));
         assert!(!d.reset);
-        assert_eq!(d.d, [0, 0, 0, 1, 600, 200, 3, 0]);
+        assert_eq!(d.d, [0, 0, 0, 1, 600, 200, 3, 0, 0, 0, 0]);
         assert_eq!(d.rate(Counters::HOST_IN), 1_200.0);
         assert_eq!(d.rate(Counters::HOST_OUT), 400.0);
         let row = delta_row(&b, &d);
@@ -261,7 +267,8 @@ mod tests {
         assert_eq!(row[7], "1.2k");
         assert_eq!(row[9], "400");
         assert_eq!(row[10], "+3");
-        assert_eq!(row[11], "250us");
+        assert_eq!(row[11], "+0");
+        assert_eq!(row[12], "250us");
     }
 
     #[test]
@@ -296,7 +303,7 @@ mod tests {
         let r = total_row(&s(0, [1, 2, 3, 4, 5, 6, 7, 10_000]));
         assert_eq!(r[0], "total");
         assert_eq!(&r[2..7], &["1", "2", "3", "4", "5"]);
-        assert_eq!(r[11], "10ms");
+        assert_eq!(r[12], "10ms");
         let t = crate::format::table(&HEADER, &[r]);
         assert!(t.starts_with("TIME"));
     }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use emtun::{signal, Error, EtherType, PollMode, Stats, Tunnel, TunnelConfig};
+use emtun::{signal, EtherType, PollMode, Stats, Tunnel, TunnelConfig};
 
 #[derive(Parser)]
 #[command(about = "Tunnel kernel traffic through user space over a netmap port")]
@@ -21,8 +21,8 @@ struct Args {
     /// Claim an EtherType for the application: 0x88b5 or decimal (repeatable).
     #[arg(long, value_name = "TYPE")]
     claim: Vec<EtherType>,
-    /// How the loop waits when idle: busy, interval or interval:DURATION.
-    #[arg(long, default_value = "interval:1ms", value_name = "MODE")]
+    /// How the loop waits when idle: adaptive (busy while frames flow, poll(2) after 50us idle), adaptive:SPIN, busy, interval or interval:DURATION.
+    #[arg(long, default_value = "adaptive", value_name = "MODE")]
     poll: PollMode,
     /// Same as --poll busy.
     #[arg(long, conflicts_with = "interval_us")]
@@ -90,12 +90,7 @@ fn main() -> ExitCode {
                 && r.is_ok()
                 && !stop.load(std::sync::atomic::Ordering::Relaxed)
             {
-                r = tun
-                    .round(&mut app)
-                    .and_then(|n| match (n, poll, tun.port()) {
-                        (0, PollMode::Interval(d), Some(p)) => p.wait(Some(d)).map_err(Error::from),
-                        _ => Ok(()),
-                    });
+                r = tun.step(&mut app).map(|_| ());
             }
             print_stats(&a.iface, &tun.stats(), start.elapsed().as_secs_f64());
         }

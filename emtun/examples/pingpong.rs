@@ -61,8 +61,8 @@ struct Args {
     /// Pings in flight (1 = strict ping-pong, for RTT).
     #[arg(long, default_value_t = 1)]
     window: u64,
-    /// How the netmap loop waits when idle: busy, interval or interval:DURATION.
-    #[arg(long, default_value = "interval:1ms", value_name = "MODE")]
+    /// How the netmap loop waits when idle: adaptive (busy while frames flow, poll(2) after 50us idle), adaptive:SPIN, busy, interval or interval:DURATION.
+    #[arg(long, default_value = "adaptive", value_name = "MODE")]
     poll: PollMode,
     /// Same as --poll busy (kept for scripts).
     #[arg(long)]
@@ -317,7 +317,7 @@ fn drive(
 ) -> Result<Stats, Error> {
     if !a.reattach {
         let mut tun = Tunnel::open(iface, cfg.clone())?;
-        run_bounded(&mut tun, cfg.poll_mode(), done, timeout, app)?;
+        run_bounded(&mut tun, done, timeout, app)?;
         return Ok(tun.stats());
     }
     let backoff = Backoff {
@@ -361,7 +361,6 @@ fn drive(
 
 fn run_bounded(
     tun: &mut Tunnel,
-    poll: PollMode,
     done: &AtomicBool,
     timeout: u64,
     app: &mut dyn App,
@@ -372,10 +371,7 @@ fn run_bounded(
             eprintln!("pingpong: timeout after {timeout} s");
             break;
         }
-        let n = tun.round(app)?;
-        if let (0, PollMode::Interval(d), Some(p)) = (n, poll, tun.port()) {
-            p.wait(Some(d)).map_err(Error::from)?;
-        }
+        tun.step(app)?;
     }
     Ok(())
 }

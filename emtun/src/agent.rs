@@ -100,8 +100,9 @@ impl fmt::Display for State {
     }
 }
 
-/// Names of the `stats.*` leaves, in display and JSON order.
-pub const COUNTER_NAMES: [&str; 8] = [
+/// Names of the `stats.*` leaves, in display and JSON order (netmap_tun(4)
+/// "SYSCTL VARIABLES").
+pub const COUNTER_NAMES: [&str; 11] = [
     "enter",
     "exit",
     "revoke_watchdog",
@@ -110,12 +111,19 @@ pub const COUNTER_NAMES: [&str; 8] = [
     "host_out",
     "host_drop",
     "max_gap_us",
+    "full_reset",
+    "sleeps",
+    "max_wait_us",
 ];
+
+/// The first of [`COUNTER_NAMES`] that older kernels lack: those read as 0
+/// there, so that status works across one kernel upgrade.
+const FIRST_OPTIONAL: usize = 8;
 
 /// `dev.<drv>.<unit>.tunnel.stats.*` (counter(9) values), indexed like
 /// [`COUNTER_NAMES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Counters(pub [u64; 8]);
+pub struct Counters(pub [u64; 11]);
 
 impl Counters {
     /// Registrations that made the port tunneled.
@@ -135,6 +143,14 @@ impl Counters {
     /// The longest gap between two owner syncs, in microseconds: a
     /// maximum, not a monotonic counter.
     pub const MAX_GAP_US: usize = 7;
+    /// Mode switches that fell back to a full NIC reset (issue "hitless").
+    pub const FULL_RESET: usize = 8;
+    /// Times the owner slept in `poll(2)` with the RX interrupts unmasked.
+    pub const SLEEPS: usize = 9;
+    /// The longest that work (frames the owner had not taken) waited for
+    /// it, in microseconds, as the watchdog sampled it every period / 4: a
+    /// maximum, not a monotonic counter.
+    pub const MAX_WAIT_US: usize = 10;
 
     /// The value of counter `name` (one of [`COUNTER_NAMES`]).
     pub fn get(&self, name: &str) -> Option<u64> {
@@ -212,7 +228,10 @@ impl Node {
     pub fn counters(&self, k: &dyn Sysctl) -> Result<Counters, SysctlError> {
         let mut c = Counters::default();
         for (i, name) in COUNTER_NAMES.iter().enumerate() {
-            c.0[i] = k.get_u64(&self.leaf(&format!("stats.{name}")))?;
+            c.0[i] = match k.get_u64(&self.leaf(&format!("stats.{name}"))) {
+                Err(SysctlError::NotFound) if i >= FIRST_OPTIONAL => 0,
+                r => r?,
+            };
         }
         Ok(c)
     }

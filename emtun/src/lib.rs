@@ -48,7 +48,7 @@ pub use classify::{ClaimError, ClaimSet, Class, EtherType};
 pub use engine::{App, Engine, Sender};
 pub use error::Error;
 pub use netmap_user::{self, Frame, IfName};
-pub use poll::PollMode;
+pub use poll::{Pace, Pacer, PollMode};
 pub use stats::{Drops, Stats};
 pub use supervise::{run_supervised, Backoff, Event};
 pub use tunnel::{Tunnel, TunnelConfig};

@@ -2,6 +2,7 @@
 //! heartbeat the kernel watchdog listens for.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use netmap_user::sysctl::{Kern, Sysctl};
 use netmap_user::{Backend, IfName, Kernel, Port};
@@ -10,7 +11,7 @@ use crate::agent::{Node, State};
 use crate::classify::{ClaimError, ClaimSet, EtherType};
 use crate::engine::{App, Engine};
 use crate::error::Error;
-use crate::poll::PollMode;
+use crate::poll::{Pace, Pacer, PollMode};
 use crate::stats::Stats;
 
 /// How a tunnel is set up: claimed EtherTypes, poll mode, batch size.
@@ -61,7 +62,7 @@ impl TunnelConfig {
         self
     }
 
-    /// Sets how the loop waits when idle (default: 1 ms interval).
+    /// Sets how the loop waits when idle (default: adaptive, 50 µs spin).
     pub fn poll(mut self, p: PollMode) -> Self {
         self.poll = p;
         self
@@ -97,7 +98,7 @@ pub struct Tunnel<B: Backend = Kernel> {
     /// None once the kernel revoked or reset the port: it was released.
     port: Option<Port<B>>,
     engine: Engine,
-    poll: PollMode,
+    pacer: Pacer,
 }
 
 impl Tunnel<Kernel> {
@@ -157,7 +158,7 @@ impl<B: Backend> Tunnel<B> {
         Tunnel {
             port: Some(port),
             engine: Engine::new(cfg.claims, cfg.batch),
-            poll: cfg.poll,
+            pacer: Pacer::new(cfg.poll),
         }
     }
 
@@ -207,7 +208,47 @@ impl<B: Backend> Tunnel<B> {
         Ok(n)
     }
 
-    /// Runs rounds until `stop` is set (`Ok`) or the port fails.
+    /// One round, then what its [`PollMode`] does when the round found
+    /// nothing: run on, spin, or block in `poll(2)` (see [`Pacer`]).
+    /// Returns the frames handled.
+    ///
+    /// # Errors
+    /// As [`Tunnel::round`]; `poll(2)` reporting `POLLERR` is a revocation.
+    pub fn step<A: App + ?Sized>(&mut self, app: &mut A) -> Result<usize, Error> {
+        let n = self.round(app)?;
+        if n != 0 {
+            self.pacer.worked();
+            return Ok(n);
+        }
+        match self.pacer.idle(Instant::now()) {
+            Pace::Go => std::hint::spin_loop(),
+            Pace::Sleep(d) => self.wait(d)?,
+        }
+        Ok(0)
+    }
+
+    /// Blocks in `poll(2)` on the port for at most `d`; netmap's poll syncs
+    /// the rings, so this is also a heartbeat.
+    fn wait(&mut self, d: Duration) -> Result<(), Error> {
+        let r = match self.port.as_mut() {
+            Some(p) => p.wait(Some(d)),
+            None => Err(netmap_user::Error::Revoked),
+        };
+        if let Err(e) = r {
+            if e.is_fatal() {
+                self.port = None;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// The poll mode of this tunnel.
+    pub fn poll_mode(&self) -> PollMode {
+        self.pacer.mode()
+    }
+
+    /// Runs [`Tunnel::step`] until `stop` is set (`Ok`) or the port fails.
     ///
     /// # Errors
     /// As [`Tunnel::round`]; a revocation is [`Error::is_revoked`].
@@ -217,25 +258,7 @@ impl<B: Backend> Tunnel<B> {
         app: &mut A,
     ) -> Result<(), Error> {
         while !stop.load(Ordering::Relaxed) {
-            let n = self.round(app)?;
-            if n != 0 {
-                continue;
-            }
-            match self.poll {
-                PollMode::Busy => std::hint::spin_loop(),
-                PollMode::Interval(d) => {
-                    let r = match self.port.as_mut() {
-                        Some(p) => p.wait(Some(d)),
-                        None => Err(netmap_user::Error::Revoked),
-                    };
-                    if let Err(e) = r {
-                        if e.is_fatal() {
-                            self.port = None;
-                        }
-                        return Err(e.into());
-                    }
-                }
-            }
+            self.step(app)?;
         }
         Ok(())
     }

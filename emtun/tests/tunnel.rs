@@ -387,3 +387,47 @@ fn a_pure_forwarder_drops_runts_in_order() {
     assert_eq!((up, down), (vec![1, 2], vec![3]));
     assert_eq!(t.stats().dropped.runt, 2);
 }
+
+#[test]
+fn adaptive_busy_polls_while_frames_flow_and_sleeps_in_poll_once_idle() {
+    use std::time::{Duration, Instant};
+    let (port, nic) = mem::port(&MemConfig::default());
+    let spin = Duration::from_millis(20);
+    let mut t = Tunnel::with_port(
+        port,
+        TunnelConfig::default()
+            .poll(PollMode::Adaptive(spin))
+            .claim(EtherType(SIG))
+            .unwrap(),
+    );
+    let got = std::cell::Cell::new(0usize);
+    let mut sink = |_: &[u8]| got.set(got.get() + 1);
+    // Frames keep coming: every step finds work, so none sleeps.
+    for i in 0..50u32 {
+        nic.wire_send(0, &frame(SIG, i, 64)).unwrap();
+        assert_eq!(t.step(&mut sink).unwrap(), 1);
+    }
+    assert_eq!(nic.counters().polls, 0, "no poll(2) while frames flow");
+    // Idle: it spins (syncs, no poll) for the budget, then blocks in poll(2).
+    let idle = Instant::now();
+    while nic.counters().polls == 0 {
+        assert_eq!(t.step(&mut sink).unwrap(), 0);
+        assert!(idle.elapsed() < Duration::from_secs(5), "never slept");
+    }
+    assert!(
+        idle.elapsed() >= spin,
+        "slept before the spin budget ran out"
+    );
+    assert_eq!(got.get(), 50);
+    // A frame after the sleep is taken by the next step, and the clock restarts.
+    nic.wire_send(0, &frame(SIG, 99, 64)).unwrap();
+    assert_eq!(t.step(&mut sink).unwrap(), 1);
+    let polls = nic.counters().polls;
+    assert_eq!(t.step(&mut sink).unwrap(), 0);
+    assert_eq!(
+        nic.counters().polls,
+        polls,
+        "a fresh idle spell spins first"
+    );
+    assert_eq!(got.get(), 51);
+}

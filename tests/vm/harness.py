@@ -33,6 +33,8 @@ SYS = "dev.em.0.tunnel"
 ALL_SCENARIOS = ["baseline", "tunneled", "crash", "watchdog", "ctl", "soak", "bench",
                  # issue 8 (hitless mode switch)
                  "hcrash", "hwatchdog", "noflap", "state", "mixsoak", "bridge",
+                 # issue 9 (hybrid interrupts, stalled-work watchdog)
+                 "wakeups",
                  "service"]
 PEER_LL6 = "fe80::5054:ff:fee7:2%em0"   # the peer's EUI-64 link-local address (PEER_MAC)
 MCAST_GROUP = "239.1.2.3"
@@ -1196,6 +1198,89 @@ class Run:
               false_fires_before_sigstop=getattr(self, "false_fires", 0))
         self.full_reset_ok(t, "hwatchdog")
 
+    def sc_wakeups(self, t):
+        """Issue 9: idle CPU and ping RTT per poll mode with a 10 ms watchdog; an owner asleep in
+        poll(2) (or stopped) on an idle link is not revoked; a stopped owner is revoked once a
+        frame waits for it, within the period."""
+        if not self.kernel_tunnel:
+            t.ok(False, "wakeups needs the kmod-patch kernel")
+            return
+        idle = self.a.wakeups_idle_s
+        self.kset(t, "enable=1", "watchdog_us=10000", "stats.reset=1")
+        _, pk, _ = self.peer.g("pingstat %s 20 0.2" % DUT_IP, 60)
+        modes = {"default": {"rtt_avg_ms": num(pk.get("rtt_avg_ms")), "loss_pct": num(pk.get("ping_loss_pct"))}}
+        for mode in ("adaptive", "interval", "busy"):
+            self.kset(t, "watchdog_us=10000")
+            before = self.kstate()
+            started, pid = self.start_tunnel(t, "wk-" + mode, mode)
+            if not started:
+                continue
+            time.sleep(1)
+            _, c0, _ = self.dut.g("cputime %s" % pid, 30)
+            time.sleep(idle)
+            _, c1, _ = self.dut.g("cputime %s" % pid, 30)
+            mid = self.kstate()
+            # each echo reply is a lone kernel frame on the hardware TX ring of an idle tunnel
+            _, pk, _ = self.peer.g("pingstat %s 20 0.2" % DUT_IP, 60)
+            after = self.kstate()
+            self.dut.g("tunstop wk-%s" % mode, 40)
+            d = lambda kv, k: int(num(kv.get("k.stats." + k), 0)) - int(num(before.get("k.stats." + k), 0))
+            cpu0, cpu1 = num(c0.get("cpu_s")), num(c1.get("cpu_s"))
+            r = {"idle_cpu_pct": round(100.0 * (cpu1 - cpu0) / idle, 1) if None not in (cpu0, cpu1) else None,
+                 "state_after_idle": mid.get("k.state"), "sleeps": d(mid, "sleeps"),
+                 "revoke_watchdog_idle": d(mid, "revoke_watchdog"), "revoke_watchdog": d(after, "revoke_watchdog"),
+                 "rtt_avg_ms": num(pk.get("rtt_avg_ms")), "rtt_max_ms": num(pk.get("rtt_max_ms")),
+                 "loss_pct": num(pk.get("ping_loss_pct")), "max_wait_us": num(after.get("k.stats.max_wait_us")),
+                 "max_gap_us": num(after.get("k.stats.max_gap_us"))}
+            modes[mode] = r
+            t.ok(r["state_after_idle"] == "tunneled" and r["revoke_watchdog_idle"] == 0,
+                 "%s: %d s on an idle link with a 10 ms watchdog: still tunneled, no revoke" % (mode, idle), **r)
+            t.ok(r["loss_pct"] == 0.0, "%s: 20 pings from the peer through the idle tunnel, 0 %% loss" % mode,
+                 loss_pct=r["loss_pct"], rtt_avg_ms=r["rtt_avg_ms"], revoke_watchdog=r["revoke_watchdog"])
+            if mode == "adaptive":
+                t.ok(r["sleeps"] > 0, "adaptive: the owner slept in poll(2) with the RX interrupts unmasked",
+                     sleeps=r["sleeps"])
+                self.limit(t, r["idle_cpu_pct"], 5, "adaptive: CPU of the idle tunnel, %")
+            if mode == "busy":
+                t.note("busy: idle CPU %s %% (one core by design)" % r["idle_cpu_pct"])
+        for mode in ("adaptive", "interval", "busy"):
+            if mode in modes and modes["default"]["rtt_avg_ms"] and modes[mode]["rtt_avg_ms"]:
+                modes[mode]["rtt_added_ms"] = round(modes[mode]["rtt_avg_ms"] - modes["default"]["rtt_avg_ms"], 3)
+        t.fig(wakeups_modes=modes)
+        if "adaptive" in modes and "interval" in modes and modes["adaptive"].get("rtt_added_ms") is not None:
+            t.note("RTT added over default mode: adaptive %s ms, interval:1ms %s ms, busy %s ms"
+                   % (modes["adaptive"].get("rtt_added_ms"), modes["interval"].get("rtt_added_ms"),
+                      modes.get("busy", {}).get("rtt_added_ms")))
+        # a stopped owner on an idle link: not revoked; the first frame that waits for it: revoked
+        self.kset(t, "watchdog_us=10000", "stats.reset=1")
+        started, pid = self.start_tunnel(t, "wk-stop", "adaptive")
+        if not started:
+            return
+        time.sleep(1)
+        self.dut.run("kill -STOP %s" % pid, 10)
+        time.sleep(2)
+        idle_st = self.kstate()
+        t.ok(idle_st.get("k.state") == "tunneled", "SIGSTOP on an idle link: still tunneled after 2 s (nothing waits)",
+             state=idle_st.get("k.state"), max_wait_us=idle_st.get("k.stats.max_wait_us"))
+        self.peer.g("pingstat %s 3 0.2" % DUT_IP, 30)
+        _, ws, _ = self.dut.g("waitstate revoked 10", 30)
+        st = self.kstate()
+        rc, out = self.dut.run("dmesg -a | grep 'netmap_tun: watchdog revoke' | tail -1", 30)
+        t.ok(st.get("k.state") == "revoked" and int(num(st.get("k.stats.revoke_watchdog"), 0)) == 1,
+             "the peer's pings wait for the stopped owner: revoked by the watchdog",
+             state=st.get("k.state"), revoke_watchdog=st.get("k.stats.revoke_watchdog"), kernel=out.strip())
+        self.limit(t, num(st.get("k.stats.max_wait_us")), 10000,
+                   "the first waiting frame waited at most the period (max_wait_us)")
+        t.fig(wakeups_stop_max_wait_us=num(st.get("k.stats.max_wait_us")),
+              wakeups_stop_idle_max_wait_us=num(idle_st.get("k.stats.max_wait_us")))
+        self.dut.run("kill -CONT %s" % pid, 10)
+        _, wkv, wout = self.dut.g("tunwait wk-stop 15", 30)
+        t.ok("revoked" in wout.lower(), "SIGCONT: the owner is told it was revoked", exit_rc=wkv.get("exit_rc"))
+        rc, kv, _ = self.dut.g("pingstat %s 5 0.2" % PEER_IP, 30)
+        t.ok(kv.get("ping_loss_pct") == "0.0", "kernel path after the revoke: ping 0 % loss",
+             loss=kv.get("ping_loss_pct"))
+        self.full_reset_ok(t, "wakeups")
+
     def sc_noflap(self, t):
         """Issue 8 proof 3: N start/stop cycles of the tunnel under a 50 ms ping, a 10 ms UDP probe
         and a long-lived TCP stream: no link flap, short gaps, no RST."""
@@ -1497,6 +1582,7 @@ PROM_METRICS = {
     "emtun_state": ("gauge", {"iface", "state"}),
     "emtun_watchdog_us": ("gauge", {"iface"}),
     "emtun_max_gap_us": ("gauge", {"iface"}),
+    "emtun_max_wait_us": ("gauge", {"iface"}),
     "emtun_enter_total": ("counter", {"iface"}),
     "emtun_exit_total": ("counter", {"iface"}),
     "emtun_revoke_watchdog_total": ("counter", {"iface"}),
@@ -1504,6 +1590,8 @@ PROM_METRICS = {
     "emtun_host_in_total": ("counter", {"iface"}),
     "emtun_host_out_total": ("counter", {"iface"}),
     "emtun_host_drop_total": ("counter", {"iface"}),
+    "emtun_full_reset_total": ("counter", {"iface"}),
+    "emtun_sleeps_total": ("counter", {"iface"}),
 }
 PROM_STATES = ("default", "armed", "tunneled", "revoked")
 
@@ -1626,6 +1714,7 @@ def main():
     p.add_argument("--soak-cycles", type=int, default=20)
     p.add_argument("--mixsoak-cycles", type=int, default=100)
     p.add_argument("--noflap-cycles", type=int, default=10)
+    p.add_argument("--wakeups-idle-s", type=int, default=10)
     p.add_argument("--hwd-runs", type=int, default=3)
     p.add_argument("--pp-count", type=int, default=20000)
     p.add_argument("--bench-pairs", type=int, default=20000)

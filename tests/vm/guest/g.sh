@@ -123,16 +123,17 @@ bgtxres() {
 	cat /tmp/$1.tx 2>/dev/null || kv tx_rc timeout
 }
 
-# tuncmd MODE: the tunnel command line. MODE: default | busy | interval (1 ms poll).
+# tuncmd MODE: the tunnel command line. MODE: default (the binary's own: adaptive) | adaptive |
+# busy | interval (1 ms poll).
 # TUN=emtunctl|fwd chooses the binary (default: emtunctl run when it is there, else the fwd example).
 tuncmd() {
 	t=${TUN:-}
 	[ -z "$t" ] && { [ -x $B/emtunctl ] && t=emtunctl || t=fwd; }
 	if [ "$t" = emtunctl ]; then
-		case ${1:-default} in busy) p=--busy;; interval) p="--interval 1ms";; *) p=;; esac
+		case ${1:-default} in busy) p=--busy;; interval) p="--interval 1ms";; adaptive) p="--poll adaptive";; *) p=;; esac
 		echo "$B/emtunctl run $IF --claim 0x88b5 $p"
 	else
-		case ${1:-default} in busy) p=--busy;; interval) p="--interval-us 1000";; *) p=;; esac
+		case ${1:-default} in busy) p=--busy;; interval) p="--interval-us 1000";; adaptive) p="--poll adaptive";; *) p=;; esac
 		echo "$B/fwd $IF --claim 0x88b5 $p"
 	fi
 }
@@ -345,10 +346,11 @@ svc() {
 # svclog: the emtun lines of /var/log/messages (devd events, the tunnel's own output)
 svclog() {
 	grep ' emtun' /var/log/messages | sed 's/^/log: /' | tail -${1:-60}
-	kv devd_register "$(grep -c 'emtun: em0: tunnel state=tunneled reason=register' /var/log/messages)"
-	kv devd_revoke "$(grep -c 'emtun: em0: tunnel state=revoked reason=' /var/log/messages)"
-	kv devd_revoke_watchdog "$(grep -c 'emtun: em0: tunnel state=revoked reason=watchdog' /var/log/messages)"
-	kv devd_close "$(grep -c 'emtun: em0: tunnel state=[a-z]* reason=close' /var/log/messages)"
+	# syslogd(8) writes logger(1)'s tag as "emtun[PID]:"
+	kv devd_register "$(grep -Ec 'emtun(\[[0-9]+\])?: em0: tunnel state=tunneled reason=register' /var/log/messages)"
+	kv devd_revoke "$(grep -Ec 'emtun(\[[0-9]+\])?: em0: tunnel state=revoked reason=' /var/log/messages)"
+	kv devd_revoke_watchdog "$(grep -Ec 'emtun(\[[0-9]+\])?: em0: tunnel state=revoked reason=watchdog' /var/log/messages)"
+	kv devd_close "$(grep -Ec 'emtun(\[[0-9]+\])?: em0: tunnel state=[a-z]+ reason=close' /var/log/messages)"
 }
 
 # prom: emtunctl stats in the Prometheus format, between markers for the host's parser
@@ -358,6 +360,11 @@ prom() {
 	rc=$?
 	echo "@@PROM-END@@"
 	kv prom_rc $rc
+}
+
+# cputime PID: the CPU seconds (user + system) the process has used so far
+cputime() {
+	ps -o time= -p "$1" 2>/dev/null | awk -F: '{ n = NF; s = $n; m = (n > 1) ? $(n - 1) : 0; h = (n > 2) ? $(n - 2) : 0; printf "cpu_s=%.2f\n", h * 3600 + m * 60 + s }'
 }
 
 # waitstate STATE SECS: poll dev.em.0.tunnel.state every 10 ms; prints the wait in ms

@@ -29,7 +29,7 @@
  * netmap_tun: the kernel agent of tunneled mode (see netmap_tun(4)).
  *
  * Per NIC, the agent keeps the arming state, the owner of the tunnel, a
- * watchdog on the owner's heartbeat, counters, and the
+ * watchdog on the work that waits for the owner, counters, and the
  * dev.<driver>.<unit>.tunnel sysctl tree.  Every nm_register() of an armed
  * NIC goes through netmap_tun_switch(): the driver restarts only its queues.
  *
@@ -90,7 +90,7 @@ static MALLOC_DEFINE(M_NETMAP_TUN, "netmap_tun", "netmap tunneled mode");
 #define	NT_WATCHDOG_MIN_US	1000
 #define	NT_WATCHDOG_MAX_US	10000000
 #define	NT_WATCHDOG_DFLT_US	10000
-/* The first heartbeat is due within max(watchdog_us, NT_GRACE) of entry. */
+/* The watchdog's first look after entry is at least this late. */
 #define	NT_GRACE		(100 * SBT_1MS)
 
 enum nt_phase {
@@ -134,6 +134,7 @@ enum nt_stat {
 	NT_STAT_HOST_OUT,
 	NT_STAT_HOST_DROP,
 	NT_STAT_FULL_RESET,
+	NT_STAT_SLEEP,
 	NT_NSTATS
 };
 
@@ -155,6 +156,8 @@ static const struct {
 	    "Host stack frames dropped (queue full, offload, revoke)" },
 	[NT_STAT_FULL_RESET] = { "full_reset",
 	    "Mode switches that fell back to a full NIC reset" },
+	[NT_STAT_SLEEP] = { "sleeps",
+	    "Times the owner slept in poll(2) with the RX interrupts unmasked" },
 };
 
 struct netmap_tun {
@@ -173,6 +176,8 @@ struct netmap_tun {
 	u_int			nt_task_gen;	/* (m) nt_gen the task is for */
 	enum nt_reason		nt_task_reason;	/* (m) watchdog or reconfig */
 	u_int			nt_watchdog_us;	/* (g+m) 0 = off */
+	sbintime_t		nt_work_since;	/* (m) work seen unserved, or 0 */
+	sbintime_t		nt_max_wait;	/* (m) longest such wait seen */
 	struct callout		nt_callout;	/* (m) watchdog, on nt_mtx */
 	struct task		nt_task;	/* revoke, on netmap_tun_tq */
 	counter_u64_t		nt_stats[NT_NSTATS];	/* (c) pointers */
@@ -214,6 +219,31 @@ netmap_tun_state_locked(struct netmap_tun *tun)
 	default:
 		return (tun->nt_armed ? "armed" : "default");
 	}
+}
+
+/*
+ * Set the driver's queue interrupt mode (NTD_Q_*).  Under nt_mtx, so that
+ * an owner's wakeup in netmap_tun_wake() never undoes a revoke's
+ * NTD_Q_OFF.
+ */
+static void
+netmap_tun_qmode_locked(struct netmap_tun *tun, u_int mode)
+{
+
+	mtx_assert(&tun->nt_mtx, MA_OWNED);
+	atomic_store_rel_int(&tun->nt_drv->ntd_qmask, mode);
+	if (tun->nt_na != NULL)
+		atomic_store_rel_int(&tun->nt_na->na_tun_asleep,
+		    mode == NTD_Q_ASLEEP ? 1 : 0);
+}
+
+static void
+netmap_tun_qmode(struct netmap_tun *tun, u_int mode)
+{
+
+	mtx_lock(&tun->nt_mtx);
+	netmap_tun_qmode_locked(tun, mode);
+	mtx_unlock(&tun->nt_mtx);
 }
 
 /* Announce a state change through devctl(4).  Called without nt_mtx. */
@@ -323,39 +353,106 @@ netmap_tun_revoke(struct netmap_tun *tun, struct netmap_adapter *na,
 	return (0);
 }
 
-/* When the watchdog fires: the last heartbeat plus the period.  (m) */
+/*
+ * The watchdog judges stalled work, not silence: it revokes the owner when
+ * work has waited for the period P (watchdog_us) with no sync by the owner.
+ * An owner asleep in poll(2) on an idle link is never revoked.  The callout
+ * samples every quantum Q = P/4 while the owner is silent, and revokes once
+ * the same work was seen unserved for 3Q: the first unserved frame waited
+ * at least 3P/4 and at most P (plus the callout's latency).
+ */
 static sbintime_t
-netmap_tun_due(struct netmap_tun *tun)
+netmap_tun_quantum(struct netmap_tun *tun)
 {
 
-	return ((sbintime_t)atomic_load_acq_64(&tun->nt_na->na_tun_hb) +
-	    (sbintime_t)tun->nt_watchdog_us * SBT_1US);
+	return ((sbintime_t)tun->nt_watchdog_us * SBT_1US / 4);
+}
+
+/* The owner's last heartbeat.  (m) */
+static sbintime_t
+netmap_tun_hb(struct netmap_tun *tun)
+{
+
+	return ((sbintime_t)atomic_load_acq_64(&tun->nt_na->na_tun_hb));
 }
 
 /*
- * Watchdog callout, with nt_mtx held.  It runs at the heartbeat deadline
- * (last heartbeat + watchdog_us), re-arms itself for the new deadline when
- * the owner moved on, else queues the revoke task.  Never sleeps.
+ * Work waiting for the owner: frames the NIC completed on a hardware RX
+ * ring that no rxsync has taken (the descriptor's DD bit, read through the
+ * driver without side effects), frames an rxsync delivered to an RX ring
+ * that the owner has not released, and mbufs in the host RX queue.  The
+ * reads race with the owner's syncs; they only decide when to look again,
+ * and a revoke needs the same verdict over 3 samples.  Never a sync.  (m)
+ */
+static bool
+netmap_tun_work(struct netmap_tun *tun)
+{
+	struct netmap_adapter *na = tun->nt_na;
+	struct netmap_tun_drv *drv = tun->nt_drv;
+	struct netmap_kring *kring;
+	u_int i, nhw;
+
+	nhw = nma_get_nrings(na, NR_RX);
+	for (i = 0; i < netmap_real_rings(na, NR_RX); i++) {
+		kring = NMR(na, NR_RX)[i];
+		if (kring->rhead != kring->nr_hwtail)
+			return (true);
+		if (i >= nhw) {
+			if (mbq_len(&kring->rx_queue) > 0)
+				return (true);
+		} else if (drv->ntd_rxd_avail != NULL &&
+		    drv->ntd_rxd_avail(drv->ntd_softc, i,
+		    netmap_idx_k2n(kring, kring->nr_hwtail)) > 0)
+			return (true);
+	}
+	return (false);
+}
+
+/*
+ * Watchdog callout, with nt_mtx held.  Never sleeps: a revoke is queued on
+ * the taskqueue.
  */
 static void
 netmap_tun_callout(void *arg)
 {
 	struct netmap_tun *tun = arg;
-	sbintime_t due;
+	sbintime_t hb, now, q, wait;
 
 	mtx_assert(&tun->nt_mtx, MA_OWNED);
 	if (tun->nt_phase != NT_TUNNELED || tun->nt_watchdog_us == 0 ||
 	    tun->nt_na == NULL || tun->nt_dying)
 		return;
-	due = netmap_tun_due(tun);
-	if (sbinuptime() >= due) {
+	now = sbinuptime();
+	hb = netmap_tun_hb(tun);
+	q = netmap_tun_quantum(tun);
+	if (now < hb + q) {
+		/* The owner synced within the last quantum. */
+		tun->nt_work_since = 0;
+		callout_reset_sbt(&tun->nt_callout, hb + q, 0,
+		    netmap_tun_callout, tun, C_ABSOLUTE);
+		return;
+	}
+	if (!netmap_tun_work(tun)) {
+		/* Idle: nothing waits for the owner, asleep or not. */
+		tun->nt_work_since = 0;
+		callout_reset_sbt(&tun->nt_callout, now + q, 0,
+		    netmap_tun_callout, tun, C_ABSOLUTE);
+		return;
+	}
+	/* Work seen first now, or again after a sync that may have taken it. */
+	if (tun->nt_work_since == 0 || tun->nt_work_since <= hb)
+		tun->nt_work_since = now;
+	wait = now - tun->nt_work_since;
+	if (wait > tun->nt_max_wait)
+		tun->nt_max_wait = wait;
+	if (wait >= 3 * q) {
 		tun->nt_task_gen = tun->nt_gen;
 		tun->nt_task_reason = NT_REASON_WATCHDOG;
 		taskqueue_enqueue(netmap_tun_tq, &tun->nt_task);
 		return;
 	}
-	callout_reset_sbt(&tun->nt_callout, due, 0, netmap_tun_callout, tun,
-	    C_ABSOLUTE);
+	callout_reset_sbt(&tun->nt_callout, now + q, 0, netmap_tun_callout,
+	    tun, C_ABSOLUTE);
 }
 
 /* (Re)start the watchdog if it is on.  (g+m) */
@@ -364,11 +461,66 @@ netmap_tun_arm_callout(struct netmap_tun *tun)
 {
 
 	mtx_assert(&tun->nt_mtx, MA_OWNED);
+	tun->nt_work_since = 0;
 	if (tun->nt_phase == NT_TUNNELED && tun->nt_watchdog_us != 0)
-		callout_reset_sbt(&tun->nt_callout, netmap_tun_due(tun), 0,
-		    netmap_tun_callout, tun, C_ABSOLUTE);
+		callout_reset_sbt(&tun->nt_callout, netmap_tun_hb(tun) +
+		    netmap_tun_quantum(tun), 0, netmap_tun_callout, tun,
+		    C_ABSOLUTE);
 	else
 		callout_stop(&tun->nt_callout);
+}
+
+/*
+ * netmap core, netmap_poll() about to sleep (NM_TUN_SLEEP), no lock held:
+ * unmask the RX queue interrupts so that the first frame wakes the owner.
+ * The host RX queue wakes it through netmap_transmit() as always.
+ */
+void
+netmap_tun_sleep(struct netmap_adapter *na)
+{
+	struct netmap_tun *tun = na->na_tun;
+	struct netmap_tun_drv *drv;
+	bool slept;
+
+	if (tun == NULL || tun->nt_drv->ntd_rxintr == NULL)
+		return;
+	drv = tun->nt_drv;
+	slept = false;
+	mtx_lock(&tun->nt_mtx);
+	if (atomic_load_acq_int(&drv->ntd_qmask) == NTD_Q_MASKED) {
+		netmap_tun_qmode_locked(tun, NTD_Q_ASLEEP);
+		drv->ntd_rxintr(drv->ntd_softc, true);
+		slept = true;
+	}
+	mtx_unlock(&tun->nt_mtx);
+	if (slept)
+		counter_u64_add(tun->nt_stats[NT_STAT_SLEEP], 1);
+}
+
+/*
+ * netmap core, the owner's first heartbeat after a sleep, no lock held:
+ * it polls again, mask the RX queue interrupts (NAPI style).  An interrupt
+ * already in flight re-enables nothing: the driver's enable paths see
+ * NTD_Q_MASKED.
+ */
+void
+netmap_tun_wake(struct netmap_adapter *na)
+{
+	struct netmap_tun *tun = na->na_tun;
+	struct netmap_tun_drv *drv;
+
+	if (tun == NULL) {
+		atomic_store_rel_int(&na->na_tun_asleep, 0);
+		return;
+	}
+	drv = tun->nt_drv;
+	mtx_lock(&tun->nt_mtx);
+	if (atomic_load_acq_int(&drv->ntd_qmask) == NTD_Q_ASLEEP) {
+		netmap_tun_qmode_locked(tun, NTD_Q_MASKED);
+		drv->ntd_rxintr(drv->ntd_softc, false);
+	} else
+		atomic_store_rel_int(&na->na_tun_asleep, 0);
+	mtx_unlock(&tun->nt_mtx);
 }
 
 /* Back to "armed"/"default": the tunnel is over.  NMG_LOCK held. */
@@ -407,10 +559,10 @@ netmap_tun_revoke_locked(struct netmap_tun *tun, enum nt_reason reason)
 		return (EINVAL);
 	t0 = sbinuptime();
 	age = t0 - (sbintime_t)atomic_load_acq_64(&na->na_tun_hb);
-	atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 0);
+	netmap_tun_qmode(tun, NTD_Q_OFF);
 	error = netmap_tun_revoke(tun, na, &purged);
 	if (error != 0) {
-		atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 1);
+		netmap_tun_qmode(tun, NTD_Q_MASKED);
 		if_printf(tun->nt_ifp, "netmap_tun: revoke failed: %d\n",
 		    error);
 		return (error);
@@ -455,8 +607,9 @@ netmap_tun_task(void *arg, int pending __unused)
 	} else if (reason == NT_REASON_RECONFIG) {
 		fire = true;
 	} else if (tun->nt_watchdog_us != 0) {
-		/* The heartbeat may have resumed since the callout ran. */
-		if (sbinuptime() >= netmap_tun_due(tun))
+		/* The owner may have synced since the callout ran. */
+		if (tun->nt_work_since != 0 &&
+		    netmap_tun_hb(tun) < tun->nt_work_since)
 			fire = true;
 		else
 			netmap_tun_arm_callout(tun);
@@ -555,14 +708,14 @@ netmap_tun_enter(struct netmap_tun *tun, struct netmap_adapter *na,
 		    "disable txcsum, txcsum6, tso and vlanhwtag\n");
 		return (EOPNOTSUPP);
 	}
-	atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 1);
+	netmap_tun_qmode(tun, NTD_Q_MASKED);
 	error = netmap_tun_switch(tun, na, 1);
 	if (error != 0) {
-		atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 0);
+		netmap_tun_qmode(tun, NTD_Q_OFF);
 		return (error);
 	}
-	/* The first heartbeat is due within max(watchdog_us, NT_GRACE). */
-	grace = NT_GRACE - (sbintime_t)tun->nt_watchdog_us * SBT_1US;
+	/* The watchdog's first look is at max(watchdog_us / 4, NT_GRACE). */
+	grace = NT_GRACE - (sbintime_t)tun->nt_watchdog_us * SBT_1US / 4;
 	atomic_store_rel_64(&na->na_tun_hb,
 	    sbinuptime() + (grace > 0 ? grace : 0));
 	na->na_flags |= NAF_TUNNEL;
@@ -618,7 +771,7 @@ netmap_tun_register(struct netmap_adapter *na, struct netmap_priv_d *priv,
 	}
 	if (!onoff && na->active_fds <= 0 && (na->na_flags & NAF_TUNNEL)) {
 		na->na_flags &= ~NAF_TUNNEL;
-		atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 0);
+		netmap_tun_qmode(tun, NTD_Q_OFF);
 		error = netmap_tun_switch(tun, na, 0);
 		counter_u64_add(tun->nt_stats[NT_STAT_EXIT], 1);
 		netmap_tun_idle(tun, NT_REASON_CLOSE);
@@ -830,6 +983,18 @@ netmap_tun_sysctl_max_gap(SYSCTL_HANDLER_ARGS)
 }
 
 static int
+netmap_tun_sysctl_max_wait(SYSCTL_HANDLER_ARGS)
+{
+	struct netmap_tun *tun = arg1;
+	uint64_t val;
+
+	mtx_lock(&tun->nt_mtx);
+	val = tun->nt_max_wait / SBT_1US;
+	mtx_unlock(&tun->nt_mtx);
+	return (sysctl_handle_64(oidp, &val, 0, req));
+}
+
+static int
 netmap_tun_sysctl_reset(SYSCTL_HANDLER_ARGS)
 {
 	struct netmap_tun *tun = arg1;
@@ -846,6 +1011,9 @@ netmap_tun_sysctl_reset(SYSCTL_HANDLER_ARGS)
 		counter_u64_zero(tun->nt_stats[i]);
 	if (tun->nt_na != NULL)
 		atomic_store_rel_64(&tun->nt_na->na_tun_maxgap, 0);
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_max_wait = 0;
+	mtx_unlock(&tun->nt_mtx);
 	NMG_UNLOCK();
 	return (0);
 }
@@ -875,8 +1043,8 @@ netmap_tun_sysctl_init(struct netmap_tun *tun)
 	SYSCTL_ADD_PROC(ctx, list, OID_AUTO, "watchdog_us",
 	    CTLTYPE_UINT | CTLFLAG_RW | CTLFLAG_MPSAFE, tun, 0,
 	    netmap_tun_sysctl_watchdog, "IU",
-	    "Revoke after this many microseconds without a heartbeat "
-	    "(0 = off, else 1000..10000000)");
+	    "Revoke the owner when work waited this many microseconds without "
+	    "a sync (0 = off, else 1000..10000000)");
 	SYSCTL_ADD_PROC(ctx, list, OID_AUTO, "owner_pid",
 	    CTLTYPE_INT | CTLFLAG_RD | CTLFLAG_MPSAFE, tun, 0,
 	    netmap_tun_sysctl_pid, "I", "Process owning the tunnel, 0 if none");
@@ -895,6 +1063,11 @@ netmap_tun_sysctl_init(struct netmap_tun *tun)
 	    CTLTYPE_U64 | CTLFLAG_RD | CTLFLAG_MPSAFE, tun, 0,
 	    netmap_tun_sysctl_max_gap, "QU",
 	    "Longest gap between two owner heartbeats while tunneled (us)");
+	SYSCTL_ADD_PROC(ctx, slist, OID_AUTO, "max_wait_us",
+	    CTLTYPE_U64 | CTLFLAG_RD | CTLFLAG_MPSAFE, tun, 0,
+	    netmap_tun_sysctl_max_wait, "QU",
+	    "Longest that work waited for the owner, as the watchdog sampled "
+	    "it every watchdog_us/4 (us)");
 	SYSCTL_ADD_PROC(ctx, slist, OID_AUTO, "reset",
 	    CTLTYPE_INT | CTLFLAG_WR | CTLFLAG_MPSAFE, tun, 0,
 	    netmap_tun_sysctl_reset, "I", "Write 1 to zero the statistics");
@@ -972,6 +1145,7 @@ netmap_tun_detach(struct netmap_tun **tunp)
 	if (tun->nt_phase == NT_TUNNELED)
 		(void)netmap_tun_revoke_locked(tun, NT_REASON_DETACH);
 	netmap_tun_force_native(tun, false);
+	netmap_tun_qmode(tun, NTD_Q_OFF);
 	na = tun->nt_na;
 	if (na != NULL) {
 		na->na_flags &= ~NAF_TUNNEL;
@@ -984,7 +1158,6 @@ netmap_tun_detach(struct netmap_tun **tunp)
 	tun->nt_phase = NT_IDLE;
 	tun->nt_gen++;
 	mtx_unlock(&tun->nt_mtx);
-	atomic_store_rel_int(&tun->nt_drv->ntd_qmask, 0);
 	*tunp = NULL;
 	NMG_UNLOCK();
 

@@ -33,7 +33,13 @@
  * dev.<driver>.<unit>.tunnel sysctl tree.  The first NIC_SW registration of
  * an armed NIC enters tunneled mode: the registering process owns the NIC,
  * each of its NIOC*SYNC and poll calls is a heartbeat, and a watchdog
- * revokes the registration when the heartbeat stops for watchdog_us.
+ * revokes the registration when work (frames the owner has not taken)
+ * waited watchdog_us without a heartbeat.
+ *
+ * While the owner sleeps in poll(2) on an idle link, the agent unmasks the
+ * RX queue interrupts (ntd_rxintr) so that the first frame wakes it; its
+ * next sync masks them again.  The watchdog revokes the owner when work
+ * (frames it has not taken) waited a period without a sync.
  *
  * The driver also calls netmap_tun_mtu() before it applies a new MTU (an
  * error refuses it) and netmap_tun_reinit() at the end of every
@@ -59,26 +65,42 @@ struct netmap_tun;
 struct thread;
 
 /*
- * What the agent tells the driver.  It is a member of the driver's softc,
- * so the driver never dereferences the agent.
- * - ntd_qmask: mask the per-queue interrupts (tunneled).  Stored (rel) by
- *   the agent under NMG_LOCK before nm_register(), loaded (acq) by the
- *   driver's interrupt enable paths.
+ * What the agent tells the driver, and what the driver offers the agent.
+ * It is a member of the driver's softc, so the driver never dereferences
+ * the agent.
+ * - ntd_qmask: the queue interrupt mode, one of NTD_Q_*.  Changed by the
+ *   agent only under its state mutex (so that a revoke's NTD_Q_OFF is never
+ *   overwritten by an owner's late wakeup), loaded (acq) by the driver's
+ *   interrupt enable paths.
  * - ntd_switch_td: the thread running a hitless nm_register().  Stored and
  *   cleared by that thread under NMG_LOCK; the driver only compares it with
  *   curthread (under its CTX lock), so no ordering is needed.
  * - ntd_full_reset: set by the driver, in that thread under CTX, when its
  *   queues did not stop and it fell back to a full reset (the cause); read
  *   by the agent once nm_register() returned.
+ * - ntd_softc, ntd_rxintr, ntd_rxd_avail: (c) set by the driver before
+ *   netmap_tun_attach().  ntd_rxintr() unmasks (on) or masks the RX queue
+ *   interrupts right now; ntd_rxd_avail() says whether the NIC has
+ *   completed the descriptor nic_i of RX queue qid (no side effect).  Both
+ *   are register or descriptor accesses only: any context, no lock.
  */
+#define	NTD_Q_OFF	0	/* not tunneled: the driver's own policy */
+#define	NTD_Q_MASKED	1	/* tunneled, the owner polls: masked */
+#define	NTD_Q_ASLEEP	2	/* tunneled, the owner sleeps in poll(2) */
+
 struct netmap_tun_drv {
 	volatile u_int		ntd_qmask;
 	struct thread *volatile	ntd_switch_td;
 	const char		*ntd_full_reset;
+	void			*ntd_softc;
+	void			(*ntd_rxintr)(void *softc, bool on);
+	int			(*ntd_rxd_avail)(void *softc, u_int qid,
+				    u_int nic_i);
 };
 
 /* Driver side, any context: keep the queue interrupts masked? */
-#define	netmap_tun_qmasked(drv)	(atomic_load_acq_int(&(drv)->ntd_qmask) != 0)
+#define	netmap_tun_qmasked(drv)						\
+	(atomic_load_acq_int(&(drv)->ntd_qmask) == NTD_Q_MASKED)
 /* Driver stop routine, CTX lock held: restart only the queues? */
 #define	netmap_tun_qrestart(drv)					\
 	(atomic_load_ptr(&(drv)->ntd_switch_td) == curthread)
