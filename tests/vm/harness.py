@@ -32,7 +32,7 @@ SYS = "dev.em.0.tunnel"
 # service reboots the DUT: it runs last, so that no soak's memory baseline straddles a reboot
 ALL_SCENARIOS = ["baseline", "tunneled", "crash", "watchdog", "ctl", "soak", "bench",
                  # issue 8 (hitless mode switch)
-                 "hcrash", "hwatchdog", "noflap", "state", "mixsoak", "bridge",
+                 "hcrash", "hwatchdog", "noflap", "state", "mixsoak", "bridge", "htx",
                  # issue 9 (hybrid interrupts, stalled-work watchdog)
                  "wakeups",
                  "service"]
@@ -1197,6 +1197,56 @@ class Run:
               hwatchdog_revoke_after_hb_ms=stats([r["revoke_after_hb_ms"] for r in runs]),
               false_fires_before_sigstop=getattr(self, "false_fires", 0))
         self.full_reset_ok(t, "hwatchdog")
+
+    def sc_htx(self, t):
+        """Issue 8, the direction QEMU's e1000 does not stall: the DUT's kernel sends a datagram
+        every 1 ms to the peer through the tunnel; kill -9, then SIGSTOP under a 10 ms watchdog;
+        the peer's longest gap between arrivals around the switch, against the longest gap in
+        the 2 s before it (TCG's own noise)."""
+        if not self.kernel_tunnel:
+            t.ok(False, "htx needs the kmod-patch kernel")
+            return
+        res = {}
+        for kind in ("kill9", "stop"):
+            self.kset(t, "enable=1", "watchdog_us=%d" % self.a.watchdog_us_run, "stats.reset=1")
+            started, pid = self.start_tunnel(t, "htx-" + kind, "busy")
+            if not started:
+                continue
+            self.peer.g("bg mrx /tmp/e/bin/probe mcast-recv 239.1.2.4 5004 %s 12" % PEER_IP, 20)
+            time.sleep(1)
+            self.dut.g("bg msx /tmp/e/bin/probe mcast-send 239.1.2.4:5004 %s 4000 1" % DUT_IP, 20)
+            time.sleep(3)
+            _, tk, _ = self.dut.g("tunwait msx 0", 20)  # still sending?
+            if kind == "kill9":
+                self.dut.run("kill -9 %s" % pid, 10)
+            else:
+                self.dut.run("/tmp/e/bin/probe sig-watch %s STOP 5000 --sysctl %s.state=revoked --set %s.watchdog_us=10000"
+                             % (pid, SYS, SYS), 30)
+            switch_at = time.monotonic()
+            self.dut.g("tunwait msx 60", 90)
+            self.peer.g("tunwait mrx 30", 60)
+            _, out = self.peer.run("cat /tmp/mrx.log", 30)
+            if kind == "stop":
+                self.dut.run("kill -CONT %s" % pid, 10)
+            self.dut.g("tunwait htx-%s 15" % kind, 30)
+            ts = [float(l.split()[0]) for l in out.splitlines() if re.match(r"^\d+(\.\d+)? \d+$", l.strip())]
+            gaps = [(b - a, a) for a, b in zip(ts, ts[1:])]
+            if len(ts) < 100:
+                t.ok(False, "%s: the peer received the DUT's datagrams" % kind, received=len(ts))
+                continue
+            # the switch happened about 3 s after the sender started, 4 s after the receiver
+            t_switch = ts[0] + 3000.0
+            before = [g for g, at in gaps if at < t_switch - 1000]
+            around = [g for g, at in gaps if t_switch - 1000 <= at <= t_switch + 3000]
+            r = {"received": len(ts), "sent": 4000, "max_gap_before_ms": round(max(before), 1) if before else None,
+                 "max_gap_switch_ms": round(max(around), 1) if around else None}
+            res[kind] = r
+            t.ok(r["received"] > 3000, "%s: the DUT's kernel keeps sending through the switch (%d of 4000 arrived)"
+                 % (kind, r["received"]), **r)
+            self.limit(t, r["max_gap_switch_ms"], 50, "%s: longest gap of the kernel's TX stream at the switch, ms" % kind,
+                       max_gap_before_ms=r["max_gap_before_ms"])
+        t.fig(htx=res)
+        self.full_reset_ok(t, "htx")
 
     def sc_wakeups(self, t):
         """Issue 9: idle CPU and ping RTT per poll mode with a 10 ms watchdog; an owner asleep in

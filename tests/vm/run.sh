@@ -4,7 +4,7 @@
 # Environment (all optional):
 #   IMAGE=disk.img      FreeBSD 14 amd64 raw disk with the kmod-patch kernel (see tests/vm/README.md)
 #   ACCEL=tcg|kvm       QEMU accelerator (default tcg: a /dev/kvm may exist that cannot run FreeBSD)
-#   SCENARIOS=baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,wakeups,service
+#   SCENARIOS=baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,htx,wakeups,service
 #               (default: all)
 #   SIZE_MB=100  SOAK_CYCLES=20  BENCH_PAIRS=20000  PP_COUNT=20000
 #   NIC=e1000|e1000e    DUT_SMP=2  PEER_SMP=1  MEM=1024
@@ -75,7 +75,7 @@ MTOOLS_SKIP_CHECK=1 mcopy -s -i "$OUT/data.img" "$D/emtun" ::/
 echo "vm-test: image $IMAGE, accel $ACCEL, reports in $OUT"
 exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$OUT" --accel "$ACCEL" \
 	--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-2}" --peer-smp "${PEER_SMP:-1}" \
-	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,wakeups,service}" --size-mb "${SIZE_MB:-100}" \
+	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,htx,wakeups,service}" --size-mb "${SIZE_MB:-100}" \
 	--soak-cycles "${SOAK_CYCLES:-20}" --bench-pairs "${BENCH_PAIRS:-20000}" --pp-count "${PP_COUNT:-20000}" \
 	--watchdog-us-run "${WATCHDOG_US_RUN:-0}" --tunnel "${TUNNEL:-auto}" \
 	--mixsoak-cycles "${MIXSOAK_CYCLES:-100}" --noflap-cycles "${NOFLAP_CYCLES:-10}" --hwd-runs "${HWD_RUNS:-3}"
