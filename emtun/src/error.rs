@@ -34,6 +34,23 @@ pub enum Error {
         /// What usually causes it.
         hint: &'static str,
     },
+    /// The interface's MTU makes frames larger than netmap's buffers: the
+    /// kernel would refuse the registration (`EINVAL`, see
+    /// `netmap_buf_size_validate()` in netmap.c) or drop every larger
+    /// frame the kernel stack sends through the host rings.
+    #[error("{iface}: MTU {mtu} makes frames of up to {frame} bytes, larger than netmap's {buf_size}-byte buffers (dev.netmap.buf_size): raise it before starting, e.g. `sysctl dev.netmap.buf_size={suggest} dev.netmap.buf_num=16384` (buf_num bounds the memory: buf_num x buf_size), or lower the MTU")]
+    MtuTooLarge {
+        /// The interface.
+        iface: IfName,
+        /// Its MTU.
+        mtu: u32,
+        /// MTU + Ethernet header + one VLAN tag.
+        frame: u32,
+        /// `dev.netmap.buf_size`.
+        buf_size: u32,
+        /// The smallest multiple of 1 KiB that holds `frame`.
+        suggest: u32,
+    },
     /// A supervised run gave up after this many failed opens in a row.
     #[error("gave up after {failures} failed attempts to open the port again; the last: {last}")]
     GaveUp {

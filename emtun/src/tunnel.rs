@@ -121,11 +121,31 @@ impl Tunnel<Kernel> {
         if Kern.get_int("dev.netmap.fwd").is_ok_and(|v| v != 0) {
             return Err(Error::KernelForwarding);
         }
+        if let Some(mtu) = netmap_user::ifnet::if_info(&name).and_then(|i| i.mtu) {
+            check_mtu(&name, mtu, Kern.get_int("dev.netmap.buf_size").ok())?;
+        }
         let port = Port::open(ifname)?;
         if let (Some(node), false) = (node, cfg.unprotected) {
             check_protected(&Kern, &node)?;
         }
         Ok(Tunnel::with_port(port, cfg))
+    }
+}
+
+/// Every frame of `mtu` (with its Ethernet header and one VLAN tag) must fit
+/// one netmap buffer: the host rings carry no `NS_MOREFRAG` chains, and the
+/// kernel refuses larger NIC frames than its RX buffers without them.
+fn check_mtu(name: &IfName, mtu: u32, buf_size: Option<i64>) -> Result<(), Error> {
+    let frame = mtu.saturating_add(18);
+    match buf_size.and_then(|b| u32::try_from(b).ok()) {
+        Some(buf_size) if frame > buf_size => Err(Error::MtuTooLarge {
+            iface: name.clone(),
+            mtu,
+            frame,
+            buf_size,
+            suggest: frame.div_ceil(1024) * 1024,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -267,6 +287,33 @@ impl<B: Backend> Tunnel<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_mtu_whose_frames_overflow_the_buffers_is_refused_with_the_fix() {
+        let em0 = IfName::new("em0").unwrap();
+        assert!(check_mtu(&em0, 1500, Some(2048)).is_ok());
+        assert!(check_mtu(&em0, 2030, Some(2048)).is_ok());
+        assert!(
+            check_mtu(&em0, 9000, None).is_ok(),
+            "unknown buf_size: let the kernel judge"
+        );
+        let e = check_mtu(&em0, 9000, Some(2048)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(
+                e,
+                Error::MtuTooLarge {
+                    frame: 9018,
+                    suggest: 9216,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(msg.contains("MTU 9000"), "{msg}");
+        assert!(msg.contains("dev.netmap.buf_size=9216"), "{msg}");
+        assert!(check_mtu(&em0, 2031, Some(2048)).is_err());
+    }
 
     #[test]
     fn open_rejects_bad_and_foreign_names_before_touching_the_kernel() {

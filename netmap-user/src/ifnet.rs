@@ -35,6 +35,8 @@ pub struct IfInfo {
     pub mac: Option<[u8; 6]>,
     /// Carrier and administrative state.
     pub link: Link,
+    /// The MTU (`if_data.ifi_mtu`), if the entry carries one.
+    pub mtu: Option<u32>,
 }
 
 /// The `AF_LINK` facts of `name`, or `None` when no such interface exists
@@ -105,6 +107,16 @@ mod imp {
                     mac
                 })
             };
+            // SAFETY: for AF_LINK entries a non-null ifa_data points to a
+            // struct if_data, whose bytes 8..12 are ifi_mtu (sys/net/if.h:
+            // six u_char fields, u_short ifi_datalen, then uint32_t ifi_mtu).
+            let mtu = (!ifa.ifa_data.is_null()).then(|| unsafe {
+                ifa.ifa_data
+                    .cast::<u8>()
+                    .add(8)
+                    .cast::<u32>()
+                    .read_unaligned()
+            });
             let link = if ifa.ifa_flags & (libc::IFF_UP as libc::c_uint) == 0 {
                 Link::AdminDown
             } else if ifa.ifa_data.is_null() {
@@ -118,7 +130,7 @@ mod imp {
                     _ => Link::Unknown,
                 }
             };
-            found = Some(IfInfo { mac, link });
+            found = Some(IfInfo { mac, link, mtu });
             break;
         }
         // SAFETY: `head` came from a successful getifaddrs, freed once.
