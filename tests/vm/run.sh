@@ -6,7 +6,7 @@
 #   ACCEL=tcg|kvm       QEMU accelerator (default tcg: a /dev/kvm may exist that cannot run FreeBSD)
 #   SCENARIOS=baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,htx,wakeups,service
 #               (default: all)
-#   SIZE_MB=100  SOAK_CYCLES=20  BENCH_PAIRS=20000  PP_COUNT=20000
+#   SIZE_MB=100  SOAK_CYCLES=20  BENCH_PAIRS=20000  PP_COUNT=20000  WAKEUPS_IDLE_S=10
 #   NIC=e1000|e1000e    DUT_SMP=2  PEER_SMP=1  MEM=1024
 #   TUNNEL=auto|emtunctl|fwd  tunnel binary (auto: emtunctl run when built, else the fwd example)
 #   WATCHDOG_US_RUN=N  watchdog_us for tunnels outside the watchdog/soak scenarios (default 10000 kvm, 2000000 tcg)
@@ -78,4 +78,5 @@ exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$
 	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,htx,wakeups,service}" --size-mb "${SIZE_MB:-100}" \
 	--soak-cycles "${SOAK_CYCLES:-20}" --bench-pairs "${BENCH_PAIRS:-20000}" --pp-count "${PP_COUNT:-20000}" \
 	--watchdog-us-run "${WATCHDOG_US_RUN:-0}" --tunnel "${TUNNEL:-auto}" \
-	--mixsoak-cycles "${MIXSOAK_CYCLES:-100}" --noflap-cycles "${NOFLAP_CYCLES:-10}" --hwd-runs "${HWD_RUNS:-3}"
+	--mixsoak-cycles "${MIXSOAK_CYCLES:-100}" --noflap-cycles "${NOFLAP_CYCLES:-10}" --hwd-runs "${HWD_RUNS:-3}" \
+	--wakeups-idle-s "${WAKEUPS_IDLE_S:-10}"
