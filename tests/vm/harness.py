@@ -1212,18 +1212,20 @@ class Run:
             started, pid = self.start_tunnel(t, "htx-" + kind, "busy")
             if not started:
                 continue
-            self.peer.g("bg mrx /tmp/e/bin/probe mcast-recv 239.1.2.4 5004 %s 12" % PEER_IP, 20)
+            # 2000 datagrams 1 ms apart take 2-8 s under TCG; the receiver listens for 30 s
+            self.peer.g("bg mrx /tmp/e/bin/probe mcast-recv 239.1.2.4 5004 %s 30" % PEER_IP, 20)
+            t_rx = time.monotonic()
             time.sleep(1)
-            self.dut.g("bg msx /tmp/e/bin/probe mcast-send 239.1.2.4:5004 %s 4000 1" % DUT_IP, 20)
-            time.sleep(3)
-            _, tk, _ = self.dut.g("tunwait msx 0", 20)  # still sending?
+            self.dut.g("bg msx /tmp/e/bin/probe mcast-send 239.1.2.4:5004 %s 2000 1" % DUT_IP, 20)
+            time.sleep(1.5)
+            t_switch = (time.monotonic() - t_rx) * 1000.0  # on the receiver's clock, +- the console's delays
             if kind == "kill9":
                 self.dut.run("kill -9 %s" % pid, 10)
             else:
                 self.dut.run("/tmp/e/bin/probe sig-watch %s STOP 5000 --sysctl %s.state=revoked --set %s.watchdog_us=10000"
                              % (pid, SYS, SYS), 30)
-            switch_at = time.monotonic()
             self.dut.g("tunwait msx 60", 90)
+            self.peer.run("pkill -INT -f 'probe mcast-recv'", 10)
             self.peer.g("tunwait mrx 30", 60)
             _, out = self.peer.run("cat /tmp/mrx.log", 30)
             if kind == "stop":
@@ -1234,14 +1236,13 @@ class Run:
             if len(ts) < 100:
                 t.ok(False, "%s: the peer received the DUT's datagrams" % kind, received=len(ts))
                 continue
-            # the switch happened about 3 s after the sender started, 4 s after the receiver
-            t_switch = ts[0] + 3000.0
-            before = [g for g, at in gaps if at < t_switch - 1000]
-            around = [g for g, at in gaps if t_switch - 1000 <= at <= t_switch + 3000]
-            r = {"received": len(ts), "sent": 4000, "max_gap_before_ms": round(max(before), 1) if before else None,
+            before = [g for g, at in gaps if at < t_switch - 700]
+            around = [g for g, at in gaps if t_switch - 700 <= at <= t_switch + 3000]
+            r = {"received": len(ts), "sent": 2000, "switch_at_ms": round(t_switch),
+                 "max_gap_before_ms": round(max(before), 1) if before else None,
                  "max_gap_switch_ms": round(max(around), 1) if around else None}
             res[kind] = r
-            t.ok(r["received"] > 3000, "%s: the DUT's kernel keeps sending through the switch (%d of 4000 arrived)"
+            t.ok(r["received"] >= 1900, "%s: the DUT's kernel keeps sending through the switch (%d of 2000 arrived)"
                  % (kind, r["received"]), **r)
             self.limit(t, r["max_gap_switch_ms"], 50, "%s: longest gap of the kernel's TX stream at the switch, ms" % kind,
                        max_gap_before_ms=r["max_gap_before_ms"])
