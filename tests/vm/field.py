@@ -270,7 +270,7 @@ class Field:
               f2_ping_flood_tx=H.num(fl.get("ping_tx")), f2_client_pairs=pp.get("pairs"),
               f2_client_pairs_per_s=pp.get("pairs_per_s"), f2_client_covered_tx=client_running,
               f2_host_out=int(H.num(mid.get("k.stats.host_out"), 0) - H.num(k0.get("k.stats.host_out"), 0)),
-              f2_ping_after_lost=lost_after)
+              f2_ping_after_lost=lost_after, f2_tx_ok=good)
 
     # -- F3 ---------------------------------------------------------------------------------------
     def f_mtu_both(self, mtu):
