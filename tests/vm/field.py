@@ -183,10 +183,21 @@ class Field:
         ipin = d.get("ip.total_packets_received", 0)
         # peer: the wire is back once pkt-gen has closed the port
         self.peer.g("waitping %s 60" % H.DUT_IP, 90)
+        _, pn0, _ = self.peer.g("nicstat", 30)
         rc, fl, _ = self.peer.g("flood %s 5000 1472 600" % H.DUT_IP, 660)
+        _, pn1, _ = self.peer.g("nicstat", 30)
+        _, n2, _ = self.dut.g("nicstat", 30)
+        k2 = self.kstate()
         loss = H.num(fl.get("ping_loss_pct"))
         t.ok(loss is not None and loss < 0.1, "peer: ping -f -c 5000 -s 1472 into the DUT loses < 0.1 %%",
              loss_pct=loss, tx=fl.get("ping_tx"), rx=fl.get("ping_rx"), rtt_avg_ms=fl.get("rtt_avg_ms"))
+        flood_d = {"dut": {k: int(H.num(n2.get(k), 0) - H.num(n1.get(k), 0)) for k in n2
+                           if H.num(n2.get(k)) is not None and H.num(n2.get(k), 0) != H.num(n1.get(k), 0)},
+                   "peer": {k: int(H.num(pn1.get(k), 0) - H.num(pn0.get(k), 0)) for k in pn1
+                            if H.num(pn1.get(k)) is not None and H.num(pn1.get(k), 0) != H.num(pn0.get(k), 0)},
+                   "dut_kernel": {x: int(H.num(k2.get("k.stats." + x), 0) - H.num(mid.get("k.stats." + x), 0))
+                                  for x in ("host_in", "host_out", "host_drop")}}
+        t.note("ping flood phase, counter deltas: %s" % json.dumps(flood_d, sort_keys=True)[:1500])
         end = self.kstate()
         alive = self.f_alive("f1t")
         t.ok(alive and end.get("k.state") == "tunneled" and end.get("k.owner_pid") == pid,
@@ -204,6 +215,11 @@ class Field:
              sent=sent, kernel_host_in=host_in, ip_input=ipin, nic_missed=missed, if_idrop=idrop,
              tunnel_dropped=dropped, unaccounted=unacc)
         t.ok(skv.get("exit_rc") == "0", "tunnel exits 0 on SIGTERM", exit_rc=skv.get("exit_rc"))
+        if missed > sent - host_in >= 0:
+            t.note("NIC misses (%d) exceed the frames not received (%d): QEMU's e1000 model counts MPC/RNBC at every "
+                   "delivery attempt while the RX ring is full, not once per frame" % (missed, sent - host_in))
+        t.fig(f1_flood_phase=flood_d, f1_not_received=sent - host_in,
+              f1_not_received_pct=round(100.0 * (sent - host_in) / sent, 2) if sent else None)
         t.fig(f1_pkts=n, f1_sent=sent, f1_pktgen_speed=pg.get("pktgen_speed"), f1_kernel_host_in=host_in,
               f1_ip_input=ipin, f1_nic_missed=missed, f1_if_idrop=idrop, f1_tunnel_dropped=dropped,
               f1_unaccounted=unacc, f1_nic_deltas={k: v for k, v in d.items() if v}, f1_flood_loss_pct=loss,
@@ -237,13 +253,11 @@ class Field:
                          5060, sha)
         load_s = round(time.monotonic() - t0, 1)
         client_running = self.peer.run("test ! -f /tmp/f2c.rc", 10)[0] == 0
-        # the load ends: the flood, then the peer's client (its close resets the peer's NIC)
-        self.dut.run("pkill -INT -x ping; true", 10)
+        # the load ends: the peer's client (its close resets the peer's NIC), then in one guest
+        # command the DUT's flood (SIGINT) and at once the 0.1 s ping
         self.peer.run("kill -INT $(cat /tmp/f2c.pid) 2>/dev/null; true", 10)
-        t_end = time.monotonic()
-        rc, ps, _ = self.dut.g("pingseq %s 30 0.1" % H.PEER_IP, 90)
+        rc, ps, _ = self.dut.g("pingafter %s 30 0.1" % H.PEER_IP, 90)
         lost_after = answered_after(ps.get("ping_seqs"), 30, 0.1, 1.0)
-        start_delay = round(time.monotonic() - t_end, 1)
         _, fl, _ = self.dut.g("pingres f2f 30", 60)
         _, ck, cout = self.peer.g("tunwait f2c 30", 60)
         pp = H.parse_pingpong(cout)
@@ -260,8 +274,8 @@ class Field:
              status_column=col, json=(rec.get("stats") or {}).get("host_drop"), sysctl=ktotal, delta=kdrop)
         if kdrop == 0:
             t.note("no host drop happened in this run (stats.host_drop +0): the overflow was not reached")
-        t.ok(not lost_after, "ping 0 %% loss from 1 s after the load ends (30 x 0.1 s, started %.1f s after)"
-             % start_delay, lost_seqs=lost_after, answered=ps.get("ping_seqs"), loss_pct=ps.get("ping_loss_pct"))
+        t.ok(not lost_after, "ping 0 % loss from 1 s after the load ends (30 x 0.1 s, started as the flood ended)",
+             lost_seqs=lost_after, answered=ps.get("ping_seqs"), loss_pct=ps.get("ping_loss_pct"))
         st_ok = mid.get("k.state") == "tunneled" and self.f_alive("f2s")
         t.ok(st_ok, "pingpong server still tunneled after the load", state=mid.get("k.state"))
         _, skv, sout = self.dut.g("tunstop f2s TERM", 60)
@@ -337,7 +351,7 @@ class Field:
             t.fig(f3_default_mode_9000_ok=self.f3_pings(t, "default mode at MTU 9000", 8000))
         # 2. dev.netmap.buf_size=9216 (fewer buffers: 9216 x buf_num must fit the VM)
         self.dut.run("sysctl dev.netmap.buf_size=9216 dev.netmap.buf_num=8192", 20)
-        rc, kv, out = self.dut.g("tun f3t default", 60)
+        kv, out = self.f3_slow_start(t)
         _, nm, _ = self.dut.g("nmparams", 30)
         if kv.get("state") != "tunneled" or kv.get("exited_rc"):
             msg = " | ".join(l.strip()[5:] for l in out.splitlines() if l.strip().startswith("log: "))
@@ -359,6 +373,42 @@ class Field:
                      % (nm0.get("buf_size", 2048), nm0.get("buf_num", 163840)), 20)
         self.f_mtu_both(1500)
         self.dut.g("waitping %s 30" % H.PEER_IP, 60)
+
+    def f3_slow_start(self, t, secs=150):
+        """Start the tunnel in the background and watch it from outside: the open under 9216-byte
+        buffers was seen to block the console for a minute (tunnel state sysctls wait for netmap's
+        lock). Returns (kv like g.sh tun, log)."""
+        cmd = "/tmp/e/bin/emtunctl run em0 --claim %s" % H.ETHERTYPE if self.have.get("emtunctl") else \
+            "/tmp/e/bin/fwd em0 --claim %s" % H.ETHERTYPE
+        _, b, _ = self.dut.g("bg f3t " + cmd, 20)
+        pid = b.get("pid")
+        t0, seen, opened, exited = time.monotonic(), [], None, None
+        while time.monotonic() - t0 < secs:
+            rc, out = self.dut.run("test -f /tmp/f3t.rc && echo EXITED=$(cat /tmp/f3t.rc); grep -c Ctrl-C /tmp/f3t.log; "
+                                   "ps -o stat=,wchan=,time= -p %s; procstat -kk %s 2>/dev/null | tail -1" % (pid, pid), 30)
+            el = round(time.monotonic() - t0, 1)
+            lines = [l.strip() for l in out.splitlines() if l.strip()]
+            if any(l.startswith("EXITED=") for l in lines):
+                exited = next(l for l in lines if l.startswith("EXITED="))[7:]
+                break
+            if lines and lines[0].isdigit() and int(lines[0]) > 0:
+                opened = el
+                break
+            seen.append("%.1fs: %s" % (el, " | ".join(lines[1:])[:300]))
+            time.sleep(3)
+        t.fig(f3_bufsize_open_s=opened, f3_bufsize_open_watch=seen[:12])
+        if seen:
+            t.note("tunnel open under 9216-byte buffers, watched (ps stat/wchan/time, procstat -kk): %s"
+                   % json.dumps(seen[:8])[:2000])
+        _, w, log = self.dut.g("tunwait f3t 0", 30)
+        if exited is not None or w.get("exit_rc") not in (None, "running"):
+            return {"pid": pid, "state": "exited", "exited_rc": exited or w.get("exit_rc")}, log
+        if opened is None:
+            t.ok(False, "buf_size 9216: the tunnel opens within %d s" % secs, watch=seen[-3:])
+            self.dut.g("tunstop f3t TERM", 60)
+            return {"pid": pid, "state": "timeout", "exited_rc": "timeout"}, log
+        st = self.kstate()
+        return {"pid": pid, "state": st.get("k.state"), "owner_pid": st.get("k.owner_pid")}, log
 
     def f3_change(self, t, name, mtu, want, psize=56):
         """ifconfig em0 mtu MTU while tunneled: applied (tunnel intact) or refused (EBUSY, old mtu

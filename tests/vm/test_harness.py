@@ -435,6 +435,11 @@ class FieldFakeVM:
         m = re.match(r"test ! -f /tmp/(\w+)\.rc", cmd)
         if m:
             return (0 if self.tun and self.tun[0] == m.group(1) and m.group(1) not in self.rc else 1), ""
+        if "grep -c Ctrl-C /tmp/f3t.log" in cmd:  # f3_slow_start's watch
+            if "slowopen" in self.broken:
+                return 0, "0\nD+ nm_mem 0:00.5\n"
+            rc, kv, _ = self._start("f3t")
+            return 0, "EXITED=1\n" if rc else "1\nS nanslp 0:00.1\n"
         if cmd.startswith("command -v"):
             return (1 if "notcpdump" in self.broken and "tcpdump" in cmd else 0), "/usr/local/bin/x\n"
         if cmd.startswith("uname -i"):
@@ -514,7 +519,10 @@ class FieldFakeVM:
             kv = {"pktgen_rc": "0", "pktgen_sent": a[1], "pktgen_secs": "9.1", "pktgen_speed": "33.0Kpps"}
         elif sub in ("pingsz", "pingstat", "flood", "pingres"):
             kv = {"ping_loss_pct": "0.0", "ping_tx": "5", "ping_rx": "5", "ping_first_seq": "8", "ping_max_gap_pkts": "0"}
-        elif sub == "pingseq":
+        elif sub == "bg":
+            self.rc.pop(a[1], None)
+            kv = {"pid": str(self.pid + 1)}
+        elif sub in ("pingseq", "pingafter"):
             kv = {"ping_seqs": ",".join(str(i) for i in range(int(a[2])) if not ("lateping" in self.broken and i == 15)),
                   "ping_loss_pct": "0.0"}
         elif sub == "waitping":
@@ -602,6 +610,22 @@ class FieldDryRun(unittest.TestCase):
         t, text, r = self.run_field("f3", broken=("nocsumrevoke",))
         self.assertIn("not ok", text)
         self.assertIn("ifconfig em0 txcsum: the tunnel is revoked", text.split("not ok", 1)[1])
+
+    def test_f3_slow_open_is_reported(self):
+        t0 = harness.time.monotonic
+        clock = [0.0]
+
+        def tick():
+            clock[0] += 5.0
+            return clock[0]
+        harness.time.monotonic = tick
+        try:
+            t, text, r = self.run_field("f3", broken=("slowopen",))
+        finally:
+            harness.time.monotonic = t0
+        self.assertIn("not ok", text)
+        self.assertIn("buf_size 9216: the tunnel opens within 150 s", text)
+        self.assertIn("nm_mem", text)
 
     def test_f6_duplicate_fails(self):
         t, text, r = self.run_field("f6", broken=("f6dup",))

@@ -451,6 +451,14 @@ pingseq() {
 	pingsum < /tmp/pingseq.out
 }
 
+# pingafter HOST COUNT INTERVAL: end the background pings (SIGINT: their summaries are written),
+# then pingseq at once
+pingafter() {
+	pkill -INT -x ping
+	sleep 0.1
+	pingseq "$@"
+}
+
 # pktgen COUNT RATE LEN SECS: netmap's pkt-gen floods em0 (-f tx; its default broadcast UDP frames)
 pktgen() {
 	pg=$(command -v pkt-gen)
