@@ -278,6 +278,21 @@ class Field:
              lost_seqs=lost_after, answered=ps.get("ping_seqs"), loss_pct=ps.get("ping_loss_pct"))
         st_ok = mid.get("k.state") == "tunneled" and self.f_alive("f2s")
         t.ok(st_ok, "pingpong server still tunneled after the load", state=mid.get("k.state"))
+        # beyond the load (which may not overflow the host ring under TCG): 5 s of kernel
+        # UDP from the DUT as fast as nc sends, then the same visibility and recovery checks
+        _, ub, _ = self.dut.g("udpblast %s 9 5" % H.PEER_IP, 60)
+        rc, ps2, _ = self.dut.g("pingseq %s 30 0.1" % H.PEER_IP, 90)
+        lost2 = answered_after(ps2.get("ping_seqs"), 30, 0.1, 1.0)
+        end = self.kstate()
+        _, ckv, cout3 = self.dut.g("ctl status em0", 40)
+        col2 = status_column(cout3, "HOST_DROP")
+        kdrop2 = int(H.num(end.get("k.stats.host_drop"), 0) - H.num(mid.get("k.stats.host_drop"), 0))
+        t.ok(col2 == end.get("k.stats.host_drop") and end.get("k.state") == "tunneled" and not lost2,
+             "extra: 5 s kernel UDP blast from the DUT: host_drop +%d, shown by emtunctl status; still tunneled; "
+             "ping 0 %% loss from 1 s after" % kdrop2, status_column=col2, sysctl=end.get("k.stats.host_drop"),
+             udp_sent=ub.get("udp_sent_kb"), state=end.get("k.state"), lost_seqs=lost2)
+        t.fig(f2_blast_host_drop=kdrop2, f2_blast_host_out=int(H.num(end.get("k.stats.host_out"), 0)
+                                                                - H.num(mid.get("k.stats.host_out"), 0)))
         _, skv, sout = self.dut.g("tunstop f2s TERM", 60)
         t.note("pingpong server: %s" % " | ".join(sout.strip().splitlines()[-4:])[:400])
         t.fig(f2_host_drop=kdrop, f2_host_drop_status_col=col, f2_load_s=load_s, f2_ping_flood_loss_pct=H.num(fl.get("ping_loss_pct")),

@@ -459,6 +459,12 @@ pingafter() {
 	pingseq "$@"
 }
 
+# udpblast HOST PORT SECS: kernel UDP to HOST:PORT as fast as nc sends it, for SECS
+udpblast() {
+	timeout -s INT "$3" sh -c "dd if=/dev/zero bs=1k 2>/dev/null | dd bs=1k 2>/tmp/udpblast.dd | nc -u $1 $2" >/dev/null 2>&1
+	kv udp_sent_kb "$(awk '/records out/ { split($1, a, "+"); print a[1] }' /tmp/udpblast.dd)"
+}
+
 # pktgen COUNT RATE LEN SECS: netmap's pkt-gen floods em0 (-f tx; its default broadcast UDP frames)
 pktgen() {
 	pg=$(command -v pkt-gen)
