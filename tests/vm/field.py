@@ -242,6 +242,8 @@ class Field:
             return
         self.dut.g("waitping %s 30" % H.PEER_IP, 60)
         k0 = self.kstate()
+        _, dn0, _ = self.dut.g("nicstat", 30)
+        _, pn0, _ = self.peer.g("nicstat", 30)
         tmo = self.a.tcp_timeout
         self.peer.g("bg f2c /tmp/e/bin/pingpong em0 --role client --peer %s --ethertype %s --busy --window 64 "
                     "--count 100000000 --timeout %d" % (H.DUT_MAC, H.ETHERTYPE, tmo), 30)
@@ -259,6 +261,13 @@ class Field:
         rc, ps, _ = self.dut.g("pingafter %s 30 0.1" % H.PEER_IP, 90)
         lost_after = answered_after(ps.get("ping_seqs"), 30, 0.1, 1.0)
         _, fl, _ = self.dut.g("pingres f2f 30", 60)
+        _, dn1, _ = self.dut.g("nicstat", 30)
+        _, pn1, _ = self.peer.g("nicstat", 30)
+        nic_d = {"dut": {k: int(H.num(dn1.get(k), 0) - H.num(dn0.get(k), 0)) for k in dn1 if k.startswith("nic.")
+                         and H.num(dn1.get(k)) is not None and H.num(dn1.get(k), 0) != H.num(dn0.get(k), 0)},
+                 "peer": {k: int(H.num(pn1.get(k), 0) - H.num(pn0.get(k), 0)) for k in pn1 if k.startswith("nic.")
+                          and H.num(pn1.get(k)) is not None and H.num(pn1.get(k), 0) != H.num(pn0.get(k), 0)}}
+        t.note("NIC counter deltas over the load: %s" % json.dumps(nic_d, sort_keys=True)[:1500])
         _, ck, cout = self.peer.g("tunwait f2c 30", 60)
         pp = H.parse_pingpong(cout)
         mid = self.kstate()
@@ -299,7 +308,7 @@ class Field:
               f2_ping_flood_tx=H.num(fl.get("ping_tx")), f2_client_pairs=pp.get("pairs"),
               f2_client_pairs_per_s=pp.get("pairs_per_s"), f2_client_covered_tx=client_running,
               f2_host_out=int(H.num(mid.get("k.stats.host_out"), 0) - H.num(k0.get("k.stats.host_out"), 0)),
-              f2_ping_after_lost=lost_after, f2_tx_ok=good)
+              f2_ping_after_lost=lost_after, f2_tx_ok=good, f2_nic_deltas=nic_d)
 
     # -- F3 ---------------------------------------------------------------------------------------
     def f_mtu_both(self, mtu):
