@@ -654,9 +654,16 @@ class Field:
         sink = self.bg_json(self.dut, "f7sink", 60)
         time.sleep(3)
         _, l1, _ = self.dut.g("leaks", 60)
+        time.sleep(10)
+        _, l2, _ = self.dut.g("leaks", 60)  # a later look: in flight or held
+        t.fig(f7_leaks_after_13s=l2)
         k = self.kstate()
         cycles = {kk: v for kk, v in kv.items() if kk.startswith("stop.")}
-        bad = [("%s=%s" % (kk, v)) for kk, v in cycles.items() if not v.endswith("armed=1,ping=1") or "rc=running" in v]
+        bad = [("%s=%s" % (kk, v)) for kk, v in cycles.items() if "armed=1,ping=1" not in v or "rc=running" in v]
+        # mbufs/clusters in use after each cycle (under load): a leak grows with the cycles
+        mb = [v.split("mbufs=")[1] for kk, v in sorted(cycles.items(), key=lambda x: int(x[0].split(".")[1]))
+              if "mbufs=" in v]
+        t.fig(f7_mbufs_per_cycle=mb)
         kinds = {}
         for v in cycles.values():
             kinds[v.split(",")[0]] = kinds.get(v.split(",")[0], 0) + 1

@@ -544,7 +544,7 @@ class FieldFakeVM:
                    % (self.state, self.host_drop))
         elif sub == "stoploop":
             kinds = ("kill9", "term", "admin")
-            kv = {"stop.%d" % i: "%s,rc=0,armed=1,ping=1" % kinds[i % 3] for i in range(int(a[1]))}
+            kv = {"stop.%d" % i: "%s,rc=0,armed=1,ping=1,mbufs=2048/1024" % kinds[i % 3] for i in range(int(a[1]))}
         elif sub == "leaks":
             kv = {"vm_netmap_inuse": "10", "vm_netmap_memuse": "400K", "mbuf_current": "2048", "netmap_fds": "0"}
         elif sub == "k":

@@ -570,7 +570,8 @@ stoploop() {
 		[ "$sl_rc" = running ] && kill -9 "$sl_pid" 2>/dev/null
 		sl_a=0; waitstate armed 10 >/dev/null && sl_a=1
 		sl_p=0; ping -c 3 -i 0.2 -o -t 5 $PEER_IP >/dev/null 2>&1 && sl_p=1
-		kv stop.$sl_i "$sl_k,rc=$sl_rc,armed=$sl_a,ping=$sl_p"
+		sl_mb=$(netstat -m | awk -F/ '/mbufs in use/ { m=$1 } /mbuf clusters in use/ { c=$1 } END { print m "/" c }')
+		kv stop.$sl_i "$sl_k,rc=$sl_rc,armed=$sl_a,ping=$sl_p,mbufs=$sl_mb"
 		[ $sl_a = 1 ] && [ $sl_p = 1 ] && [ "$sl_rc" != running ] || sl_bad=$((sl_bad + 1))
 		sl_i=$((sl_i + 1))
 	done
