@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+import field  # issue 13's field cases F1..F9 (tests/vm/field.py): a mixin of Run
+
 DUT_IP = "198.18.0.1"   # RFC 2544 benchmarking range, only ever on the VM-to-VM wire
 PEER_IP = "198.18.0.2"
 DUT_MAC = "52:54:00:e7:00:01"
@@ -34,8 +36,8 @@ ALL_SCENARIOS = ["baseline", "tunneled", "crash", "watchdog", "ctl", "soak", "be
                  # issue 8 (hitless mode switch)
                  "hcrash", "hwatchdog", "noflap", "state", "mixsoak", "bridge", "htx",
                  # issue 9 (hybrid interrupts, stalled-work watchdog)
-                 "wakeups",
-                 "service"]
+                 "wakeups"] + \
+    field.FIELD_SCENARIOS + ["service"]  # issue 13: f1..f9
 PEER_LL6 = "fe80::5054:ff:fee7:2%em0"   # the peer's EUI-64 link-local address (PEER_MAC)
 MCAST_GROUP = "239.1.2.3"
 
@@ -333,7 +335,7 @@ def num(v, default=None):
         return default
 
 
-class Run:
+class Run(field.Field):
     def __init__(self, a):
         self.a = a
         self.dut = None
@@ -1746,6 +1748,9 @@ def parse_pingpong(text):
     return r
 
 
+field.H = sys.modules[__name__]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", required=True)
@@ -1768,6 +1773,10 @@ def main():
     p.add_argument("--wakeups-idle-s", type=int, default=10)
     p.add_argument("--hwd-runs", type=int, default=3)
     p.add_argument("--pp-count", type=int, default=20000)
+    p.add_argument("--f1-pkts", type=int, default=0,
+                   help="F1: pkt-gen -n (default 2000000 with kvm, 300000 with tcg)")
+    p.add_argument("--f7-cycles", type=int, default=30, help="F7: stop-under-load cycles")
+    p.add_argument("--f8-runs", type=int, default=30, help="F8: pingpong server restarts")
     p.add_argument("--bench-pairs", type=int, default=20000)
     p.add_argument("--tunnel", default="auto", choices=["auto", "emtunctl", "fwd"],
                    help="tunnel binary: emtunctl run (auto when present) or the fwd example")
@@ -1776,8 +1785,10 @@ def main():
                         "(default: 10000 with kvm; 2000000 with tcg, where a 1 ms poll loop sees gaps of "
                         "tens of ms and a 10 ms watchdog fires falsely)")
     a = p.parse_args()
-    a.scenarios = [s for s in a.scenarios.split(",") if s]
+    a.scenarios = [s.lower() for s in a.scenarios.split(",") if s]  # F1 = f1
     a.g_env = "" if a.tunnel == "auto" else "TUN=%s " % a.tunnel
+    if not a.f1_pkts:
+        a.f1_pkts = 2000000 if a.accel == "kvm" else 300000
     if not a.watchdog_us_run:
         a.watchdog_us_run = 10000 if a.accel == "kvm" else 2000000
     bad = [s for s in a.scenarios if s not in ALL_SCENARIOS]

@@ -4,8 +4,9 @@
 # Environment (all optional):
 #   IMAGE=disk.img      FreeBSD 14 amd64 raw disk with the kmod-patch kernel (see tests/vm/README.md)
 #   ACCEL=tcg|kvm       QEMU accelerator (default tcg: a /dev/kvm may exist that cannot run FreeBSD)
-#   SCENARIOS=baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,htx,wakeups,service
-#               (default: all)
+#   SCENARIOS=baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,
+#             htx,wakeups,f1,f2,f3,f4,f5,f6,f7,f8,f9,service   (default: all; F1..F9 = issue 13's field cases, either case)
+#   F1_PKTS=N (pkt-gen -n; default 2000000 kvm, 300000 tcg)  F7_CYCLES=30  F8_RUNS=30
 #   SIZE_MB=100  SOAK_CYCLES=20  BENCH_PAIRS=20000  PP_COUNT=20000  WAKEUPS_IDLE_S=10
 #   NIC=e1000|e1000e    DUT_SMP=2  PEER_SMP=1  MEM=1024
 #   TUNNEL=auto|emtunctl|fwd  tunnel binary (auto: emtunctl run when built, else the fwd example)
@@ -75,8 +76,9 @@ MTOOLS_SKIP_CHECK=1 mcopy -s -i "$OUT/data.img" "$D/emtun" ::/
 echo "vm-test: image $IMAGE, accel $ACCEL, reports in $OUT"
 exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$OUT" --accel "$ACCEL" \
 	--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-2}" --peer-smp "${PEER_SMP:-1}" \
-	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,htx,wakeups,service}" --size-mb "${SIZE_MB:-100}" \
+	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,htx,wakeups,f1,f2,f3,f4,f5,f6,f7,f8,f9,service}" --size-mb "${SIZE_MB:-100}" \
 	--soak-cycles "${SOAK_CYCLES:-20}" --bench-pairs "${BENCH_PAIRS:-20000}" --pp-count "${PP_COUNT:-20000}" \
 	--watchdog-us-run "${WATCHDOG_US_RUN:-0}" --tunnel "${TUNNEL:-auto}" \
 	--mixsoak-cycles "${MIXSOAK_CYCLES:-100}" --noflap-cycles "${NOFLAP_CYCLES:-10}" --hwd-runs "${HWD_RUNS:-3}" \
-	--wakeups-idle-s "${WAKEUPS_IDLE_S:-10}"
+	--wakeups-idle-s "${WAKEUPS_IDLE_S:-10}" \
+	--f1-pkts "${F1_PKTS:-0}" --f7-cycles "${F7_CYCLES:-30}" --f8-runs "${F8_RUNS:-30}"

@@ -354,5 +354,299 @@ class ServiceDryRun(unittest.TestCase):
         self.assertTrue(any(c == "ctl revoke em0" for c in r.dut.calls))
 
 
+class FieldParsers(unittest.TestCase):
+    """field.py's pure helpers (issue 13)."""
+
+    def test_icmp_check(self):
+        import field
+        lines = []
+        for pinger, other in (("198.18.0.1", "198.18.0.2"), ("198.18.0.2", "198.18.0.1")):
+            for seq in range(3):
+                lines.append("12:00:00.0 IP %s > %s: ICMP echo request, id 7, seq %d, length 64" % (pinger, other, seq))
+                lines.append("12:00:00.1 IP %s > %s: ICMP echo reply, id 7, seq %d, length 64" % (other, pinger, seq))
+        pk = field.parse_icmp("\n".join(lines))
+        self.assertEqual(len(pk), 12)
+        self.assertEqual(field.icmp_check(pk, 3), ([], {"requests": 6, "replies": 6}))
+        dup = field.parse_icmp("\n".join(lines + [lines[1]]))
+        probs, _ = field.icmp_check(dup, 3)
+        self.assertTrue(any("duplicate reply" in p for p in probs), probs)
+        self.assertTrue(any("want 6 requests" in p for p in probs), probs)
+        swapped = field.parse_icmp("\n".join([lines[1], lines[0]] + lines[2:]))
+        self.assertIn("reply before request: 198.18.0.1 seq 0", field.icmp_check(swapped, 3)[0])
+        missing = field.parse_icmp("\n".join(l for l in lines if "reply" not in l or "seq 2" not in l))
+        self.assertTrue(any(p.startswith("no reply to") for p in field.icmp_check(missing, 3)[0]))
+
+    def test_status_column(self):
+        import field
+        out = ("out: IFACE  STATE     OWNER              WATCHDOG  LINK  OFFLOADS  ENTER  EXIT  REVOKE  HOST_IN  "
+               "HOST_OUT  HOST_DROP  MAX_GAP\n"
+               "out: em0    tunneled  812 (pingpong)     2s        up    ok        3      2     0/1     1200     "
+               "900       17         5ms\n")
+        self.assertEqual(field.status_column(out, "HOST_DROP"), "17")
+        self.assertEqual(field.status_column(out, "ENTER"), "3")
+        self.assertIsNone(field.status_column("nothing", "HOST_DROP"))
+
+    def test_ip_errors_and_answered_after(self):
+        import field
+        harness.field.H = harness
+        a = {"ip.total_packets_received": "10", "ip.bad_header_checksums": "0", "ip.with_data_size_data_length": "1"}
+        b = {"ip.total_packets_received": "99", "ip.bad_header_checksums": "2", "ip.with_data_size_data_length": "1"}
+        self.assertEqual(field.ip_errors(a, b), {"ip.bad_header_checksums": 2})
+        self.assertEqual(field.answered_after("0,1,2,3,5,6,7,8,9", 10, 0.1, 0.3), [4])
+        self.assertEqual(field.answered_after("", 4, 0.1, 0.2), [2, 3])
+
+
+class FieldFakeVM:
+    """A scripted DUT or peer for a dry run of f1..f9 (no QEMU): enough state (tunnel, mtu, netmap
+    buffer size, offloads, admode) that the kernel behaves as issue 13 asks; `broken` makes it
+    misbehave in one named way, so that the checks can be seen failing."""
+
+    def __init__(self, name, broken=()):
+        self.name, self.crashed, self.broken = name, None, set(broken)
+        self.calls, self.tun, self.rc = [], None, {}
+        self.state, self.mtu, self.buf, self.txcsum, self.admode = "armed", 1500, 2048, False, "0"
+        self.pid, self.host_in, self.host_drop, self.promisc = 500, 0, 0, False
+
+    def alive(self):
+        return True
+
+    def _start(self, name):
+        import re
+        self.pid += 1
+        if self.mtu + 18 > self.buf:
+            self.rc[name] = "1"
+            return 1, {"pid": str(self.pid), "state": "armed", "exited_rc": "1"}, (
+                "log: emtunctl: the kernel refused to register em0 with netmap: Invalid argument (os error 22); "
+                "kernel says: 424.1 netmap_buf_size_validate error: using NS_MOREFRAG on em0 requires netmap buf "
+                "size >= 4096\n")
+        self.tun, self.state = (name, str(self.pid)), "tunneled"
+        self.rc.pop(name, None)
+        return 0, {"pid": str(self.pid), "state": "tunneled", "owner_pid": str(self.pid), "cmd": re.sub(r"\s+", " ", name)}, ""
+
+    def _end(self, rc):
+        if self.tun:
+            self.rc[self.tun[0]] = rc
+        self.tun, self.state = None, "armed" if self.state != "revoked" or rc else "revoked"
+        self.state = "armed"
+
+    def run(self, cmd, timeout):
+        import re
+        self.calls.append(cmd)
+        m = re.match(r"test ! -f /tmp/(\w+)\.rc", cmd)
+        if m:
+            return (0 if self.tun and self.tun[0] == m.group(1) and m.group(1) not in self.rc else 1), ""
+        if "grep -c Ctrl-C /tmp/f3t.log" in cmd:  # f3_slow_start's watch
+            if "slowopen" in self.broken:
+                return 0, "0\nD+ nm_mem 0:00.5\n"
+            rc, kv, _ = self._start("f3t")
+            return 0, "EXITED=1\n" if rc else "1\nS nanslp 0:00.1\n"
+        if cmd.startswith("command -v"):
+            return (1 if "notcpdump" in self.broken and "tcpdump" in cmd else 0), "/usr/local/bin/x\n"
+        if cmd.startswith("uname -i"):
+            return 0, "EMTUN\n"
+        if cmd.startswith("ifconfig em0 mtu"):
+            self.mtu = int(cmd.split()[3])
+        if "buf_size=" in cmd:
+            self.buf = int(re.search(r"buf_size=(\d+)", cmd).group(1))
+        if "admode=" in cmd:
+            self.admode = re.search(r"admode=(\d+)", cmd).group(1)
+        if cmd.startswith("ifconfig em0 -txcsum"):
+            self.txcsum = False
+        if "grep 'type=TUNNEL'" in cmd:
+            return 0, ("!system=ETHERNET subsystem=em0 type=TUNNEL state=tunneled reason=refused_mtu pid=7\n"
+                       "!system=ETHERNET subsystem=em0 type=TUNNEL state=revoked reason=reconfig pid=7\n")
+        if "emtunctl status --json" in cmd:
+            return 0, json.dumps({"schema": 1, "interfaces": [{"name": "em0", "stats": {"host_drop": self.host_drop}}]})
+        if cmd.startswith("cat /tmp/f6td.log"):
+            lines = []
+            for pinger, other in (("198.18.0.1", "198.18.0.2"), ("198.18.0.2", "198.18.0.1")):
+                for seq in range(10):
+                    lines.append("IP %s > %s: ICMP echo request, id 9, seq %d, length 64" % (pinger, other, seq))
+                    for _ in range(2 if "f6dup" in self.broken and seq == 4 else 1):
+                        lines.append("IP %s > %s: ICMP echo reply, id 9, seq %d, length 64" % (other, pinger, seq))
+            return 0, "\n".join(lines) + "\n40 packets captured\n"
+        if "tcpdump" in cmd and "-c 50" in cmd:
+            return 0, "td_rc=0\n53\n50 packets captured\n50 packets received by filter\n"
+        if "sig-watch" in cmd:
+            self._end("1")
+            self.rc[cmd.split()[0]] = "1"
+            return 0, '{"state_before":"tunneled","state_after":"revoked","state_ms":12.0,"udp_recover_ms":40.0}\n'
+        if "pingpong" in cmd and "--count 500" in cmd:
+            return 0, "pingpong mode=netmap role=client pairs=500 lost=0 secs=0.8 pairs_per_s=600\n"
+        return 0, ""
+
+    def g(self, args, timeout=60):
+        import shlex
+        self.calls.append(args)
+        a = shlex.split(args)
+        sub, kv, out = a[0], {}, ""
+        if sub in ("tun", "tunstart"):
+            rc, kv, out = self._start(a[1])
+            return rc, kv, out
+        if sub == "tunstop":
+            was = self.tun
+            self._end("0")
+            return 0, {"exit_rc": self.rc.get(a[1], "0")}, "log: em0: ran 3s\nlog:   dropped 0\n" if was else ""
+        if sub == "tunwait":
+            if a[1].startswith("f7"):
+                return 0, {"exit_rc": "0"}, 'log: {"bytes":2048,"eof":true,"error":"","seconds":3}\n'
+            if a[1] == "f2c":
+                return 0, {"exit_rc": "0"}, "log: pingpong mode=netmap role=client pairs=9000 pairs_per_s=900\n"
+            if a[1] == "f9wd":  # watchdog_once after the revoke
+                return 0, {"exit_rc": "1"}, "log: the kernel revoked the netmap registration\n"
+            rc = self.rc.get(a[1], "running")
+            return 0, {"exit_rc": rc}, "log: the kernel revoked the netmap registration\n" if rc == "1" else ""
+        if sub == "ifc" and a[2] == "mtu":
+            mtu = int(a[3])
+            if self.state == "tunneled" and mtu + 18 > self.buf:
+                return 0, {"ifc_rc": "1", "ifc_err": "ifconfig: ioctl SIOCSIFMTU (set mtu): Device busy"}, ""
+            self.mtu = mtu
+            return 0, {"ifc_rc": "0", "ifc_err": ""}, ""
+        if sub == "ifc" and a[2] == "txcsum":
+            self.txcsum = True
+            if self.state == "tunneled" and "nocsumrevoke" not in self.broken:
+                self._end("1")
+            return 0, {"ifc_rc": "0", "ifc_err": ""}, ""
+        if sub in ("kstate", "ifstate", "nmparams"):
+            kv = {"k.state": self.state, "k.owner_pid": self.tun[1] if self.tun else "0", "k.stats.enter": "4",
+                  "k.stats.exit": "4" if not self.tun else "3", "k.stats.host_in": str(self.host_in),
+                  "k.stats.host_drop": str(self.host_drop), "k.stats.host_out": "100", "if.idrop": "0",
+                  "state": self.state, "owner_pid": self.tun[1] if self.tun else "0", "mtu": str(self.mtu),
+                  "flags": "UP,BROADCAST,RUNNING%s,SIMPLEX,MULTICAST" % (",PROMISC" if self.promisc else ""),
+                  "admode": self.admode, "buf_size": str(self.buf), "buf_num": "163840", "buf_curr_size": str(self.buf)}
+        elif sub == "pktgen":
+            self.other.host_in += int(a[1])  # the peer floods, the DUT's kernel counts
+            kv = {"pktgen_rc": "0", "pktgen_sent": a[1], "pktgen_secs": "9.1", "pktgen_speed": "33.0Kpps"}
+        elif sub in ("pingsz", "pingstat", "flood", "pingres"):
+            kv = {"ping_loss_pct": "0.0", "ping_tx": "5", "ping_rx": "5", "ping_first_seq": "8", "ping_max_gap_pkts": "0"}
+        elif sub == "bg":
+            self.rc.pop(a[1], None)
+            kv = {"pid": str(self.pid + 1)}
+        elif sub in ("pingseq", "pingafter"):
+            kv = {"ping_seqs": ",".join(str(i) for i in range(int(a[2])) if not ("lateping" in self.broken and i == 15)),
+                  "ping_loss_pct": "0.0"}
+        elif sub == "waitping":
+            kv = {"waitping_s": "0"}
+        elif sub in ("waitstate", "waitnot"):
+            kv = {"state": self.state, "waitnot_ms": "30"}
+        elif sub == "mkblob":
+            kv = {"blob_sha256": "abc" + self.name}
+        elif sub == "tx":
+            kv = {"tx_rc": "0", "tx_s": "2.0"}
+        elif sub == "rxres":
+            kv = {"rx_sha256": "abc" + ("peer" if self.name == "dut" else "dut")}
+        elif sub == "dnew":
+            kv = {"dm_new": "3", "dm_ring": "0", "dm_witness": "0", "dm_refused_mtu": "1", "dm_reconfig": "1",
+                  "dm_reconfig_revoke": "1"}
+            out = "dmesg: em0: netmap_tun: mtu 9000 refused while tunneled by pid 7\n"
+        elif sub == "ctl" and a[1] == "status":
+            out = ("out: IFACE  STATE     OWNER  HOST_DROP  MAX_GAP\nout: em0    %s  1 (x)  %d          5ms\n"
+                   % (self.state, self.host_drop))
+        elif sub == "stoploop":
+            kinds = ("kill9", "term", "admin")
+            kv = {"stop.%d" % i: "%s,rc=0,armed=1,ping=1,mbufs=2048/1024" % kinds[i % 3] for i in range(int(a[1]))}
+        elif sub == "leaks":
+            kv = {"vm_netmap_inuse": "10", "vm_netmap_memuse": "400K", "mbuf_current": "2048", "netmap_fds": "0"}
+        elif sub == "k":
+            kv = {"set.%s.rc" % x.split("=")[0]: "0" for x in a[1:]}
+        return 0, kv, out
+
+
+class FieldDryRun(unittest.TestCase):
+    """f1..f9 against FieldFakeVM: every code path runs, a kernel that behaves passes, a named
+    misbehaviour fails the right check."""
+
+    def run_field(self, name, broken=()):
+        import argparse
+        import tempfile
+        out = tempfile.mkdtemp(prefix="emtun-field-")
+        a = argparse.Namespace(out=out, watchdog_us_run=2000000, boot_timeout=600, accel="tcg", image="x",
+                               size_mb=20, tcp_timeout=600, step_timeout=300, f1_pkts=300000, f7_cycles=6,
+                               f8_runs=3, g_env="")
+        r = harness.Run(a)
+        r.dut, r.peer = FieldFakeVM("dut", broken), FieldFakeVM("peer", broken)
+        r.dut.other, r.peer.other = r.peer, r.dut
+        r.have = {"emtunctl": True, "pingpong": True, "fwd": True, "probe": True}
+        r.kernel_tunnel = True
+        t = harness.Tap(name)
+        harness.time.sleep = lambda s: None  # a dry run does not wait
+        with contextlib.redirect_stderr(io.StringIO()):
+            getattr(r, "sc_" + name)(t)
+        import shutil
+        shutil.rmtree(out, ignore_errors=True)
+        return t, t.text(), r
+
+    def setUp(self):
+        self.sleep = harness.time.sleep
+
+    def tearDown(self):
+        harness.time.sleep = self.sleep
+
+    def test_registered(self):
+        for i in range(1, 10):
+            self.assertIn("f%d" % i, harness.ALL_SCENARIOS)
+        self.assertEqual(harness.ALL_SCENARIOS[-1], "service")
+
+    def test_every_case_passes_against_a_good_kernel(self):
+        for name in harness.field.FIELD_SCENARIOS:
+            t, text, r = self.run_field(name)
+            self.assertEqual(t.failed, 0, name + "\n" + text)
+            self.assertGreater(t.n, 1, name)
+
+    def test_f1_counts_and_scales(self):
+        t, text, r = self.run_field("f1")
+        self.assertIn("pktgen 300000 200000 60", " ".join(r.peer.calls))
+        self.assertIn("TCG: pkt-gen -n 300000", text)
+        self.assertEqual(t.figures["f1_unaccounted"], 0)
+
+    def test_f3_refusal_message_and_reconfig(self):
+        t, text, r = self.run_field("f3")
+        self.assertIn("NS_MOREFRAG", t.figures["f3_refusal_message"])
+        self.assertEqual(t.figures["f3_bufsize_9216"], "tunneled")
+        self.assertIn("ifc em0 txcsum", r.dut.calls)
+        self.assertTrue(any(c.startswith("ifconfig vlan100 create") for c in r.dut.calls))
+        self.assertTrue(any("buf_size=2048" in c for c in r.dut.calls))  # restored
+        self.assertEqual(r.dut.mtu, 1500)
+        t, text, r = self.run_field("f3", broken=("nocsumrevoke",))
+        self.assertIn("not ok", text)
+        self.assertIn("ifconfig em0 txcsum: the tunnel is revoked", text.split("not ok", 1)[1])
+
+    def test_f3_slow_open_is_reported(self):
+        t0 = harness.time.monotonic
+        clock = [0.0]
+
+        def tick():
+            clock[0] += 5.0
+            return clock[0]
+        harness.time.monotonic = tick
+        try:
+            t, text, r = self.run_field("f3", broken=("slowopen",))
+        finally:
+            harness.time.monotonic = t0
+        self.assertIn("not ok", text)
+        self.assertIn("buf_size 9216: the tunnel opens within 150 s", text)
+        self.assertIn("nm_mem", text)
+
+    def test_f6_duplicate_fails(self):
+        t, text, r = self.run_field("f6", broken=("f6dup",))
+        self.assertEqual(t.failed, 1, text)
+        self.assertIn("duplicate reply", text)
+
+    def test_f5_without_tcpdump_skips(self):
+        t, text, r = self.run_field("f5", broken=("notcpdump",))
+        self.assertEqual(t.failed, 0, text)
+        self.assertIn("# SKIP tcpdump is not in the image", text)
+
+    def test_f2_late_ping_fails(self):
+        t, text, r = self.run_field("f2", broken=("lateping",))
+        self.assertEqual(t.failed, 2, text)  # after the issue's load and after the extra UDP blast
+        self.assertIn("lost_seqs: [15]", text)
+
+    def test_f9_restores_admode(self):
+        t, text, r = self.run_field("f9")
+        self.assertEqual(r.dut.admode, "0")
+        self.assertIn("sysctl dev.netmap.admode=2", r.dut.calls)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -71,8 +71,8 @@ pingres() {
 		/packets transmitted/ { print "ping_tx=" $1; print "ping_rx=" $4; l=$7; sub("%","",l); print "ping_loss_pct=" l }
 		/round-trip/ { split($4, a, "/"); print "rtt_avg_ms=" a[2]; print "rtt_max_ms=" a[3] }' /tmp/$1.ping
 	# longest run of missing icmp_seq numbers = outage in packets
-	awk -F'icmp_seq=' '/icmp_seq=/{ split($2, a, " "); s=a[1]+0; if (seen && s-last-1 > gap) gap=s-last-1; last=s; seen=1 }
-		END { print "ping_max_gap_pkts=" gap+0 }' /tmp/$1.ping
+	awk -F'icmp_seq=' '/icmp_seq=/{ split($2, a, " "); s=a[1]+0; if (!seen) first=s; if (seen && s-last-1 > gap) gap=s-last-1; last=s; seen=1 }
+		END { print "ping_max_gap_pkts=" gap+0; if (seen) print "ping_first_seq=" first }' /tmp/$1.ping
 }
 
 # mkblob MB: random payload and its sha256
@@ -384,7 +384,7 @@ waitstate() {
 soakloop() {
 	sk_n=$1; sk_ok=0; sk_bad=0; sk_i=0
 	while [ $sk_i -lt "$sk_n" ]; do
-		case $((sk_i % 4)) in 0) sk_kind=kill9;; 1) sk_kind=stop;; 2) sk_kind=admin;; 3) sk_kind=term;; esac
+		case $((sk_i % 4)) in 0) sk_kind=kill9;; 1) sk_kind=stop;; 2) sk_kind="admin";; 3) sk_kind=term;; esac
 		sysctl -q $SYS.watchdog_us="${2:-2000000}" >/dev/null
 		if ! tun sk default >/tmp/sk.start 2>&1; then
 			kv soak.$sk_i "$sk_kind,start_failed"; sk_bad=$((sk_bad + 1)); sk_i=$((sk_i + 1)); continue
@@ -414,6 +414,175 @@ soakloop() {
 	done
 	kv soak_ok $sk_ok
 	kv soak_bad $sk_bad
+}
+
+# --- field cases (issue 13; tests/vm/field.py) ----------------------------------------------
+
+# pingsum: loss and rtt of a ping's output on stdin
+pingsum() {
+	awk '
+		/packets transmitted/ { print "ping_tx=" $1; print "ping_rx=" $4; l=$7; sub("%","",l); print "ping_loss_pct=" l }
+		/round-trip/ { split($4, a, "/"); print "rtt_min_ms=" a[1]; print "rtt_avg_ms=" a[2]; print "rtt_max_ms=" a[3] }'
+}
+
+# pingsz HOST COUNT SIZE: COUNT pings of SIZE payload bytes with DF set (-D), 0.1 s apart
+pingsz() {
+	timeout $(( $2 + 30 )) ping -q -D -c "$2" -i 0.1 -s "$3" "$1" > /tmp/pingsz.out 2>&1
+	rc=$?
+	pingsum < /tmp/pingsz.out
+	kv ping_rc $rc
+	return 0
+}
+
+# flood HOST COUNT SIZE SECS: ping -f (ended by SIGINT after SECS, so the summary is printed)
+flood() {
+	timeout -s INT "$4" ping -q -f -c "$2" -s "$3" "$1" > /tmp/flood.out 2>&1
+	rc=$?
+	pingsum < /tmp/flood.out
+	kv ping_rc $rc
+	return 0
+}
+
+# bgflood NAME HOST COUNT SIZE: ping -f in the background into /tmp/NAME.ping (pingres reads
+# it); end it with pkill -INT -x ping
+bgflood() {
+	( timeout -s INT 3600 ping -q -f -c "$3" -s "$4" "$2" > /tmp/$1.ping 2>&1 ) >/dev/null 2>&1 &
+	kv bgflood_pid $!
+}
+
+# pingseq HOST COUNT INTERVAL: which echo requests were answered (icmp_seq list)
+pingseq() {
+	timeout $(( $2 + 30 )) ping -c "$2" -i "$3" "$1" > /tmp/pingseq.out 2>&1
+	kv ping_rc $?
+	kv ping_seqs "$(awk -F'icmp_seq=' '/icmp_seq=/{ split($2, a, " "); printf "%s%d", (n++ ? "," : ""), a[1] }' /tmp/pingseq.out)"
+	pingsum < /tmp/pingseq.out
+}
+
+# pingafter HOST COUNT INTERVAL: end the background pings (SIGINT: their summaries are written),
+# then pingseq at once
+pingafter() {
+	pkill -INT -x ping
+	sleep 0.1
+	pingseq "$@"
+}
+
+# udpblast HOST PORT SECS: kernel UDP to HOST:PORT as fast as nc sends it, for SECS
+udpblast() {
+	timeout -s INT "$3" sh -c "dd if=/dev/zero bs=1k 2>/dev/null | dd bs=1k 2>/tmp/udpblast.dd | nc -u $1 $2" >/dev/null 2>&1
+	kv udp_sent_kb "$(awk '/records out/ { split($1, a, "+"); print a[1] }' /tmp/udpblast.dd)"
+}
+
+# pktgen COUNT RATE LEN SECS: netmap's pkt-gen floods em0 (-f tx; its default broadcast UDP frames)
+pktgen() {
+	pg=$(command -v pkt-gen)
+	[ -n "$pg" ] || { kv pktgen_rc missing; return 127; }
+	kv pktgen_path "$pg"
+	timeout "$4" "$pg" -i $IF -f tx -n "$1" -R "$2" -l "$3" > /tmp/pktgen.log 2>&1
+	rc=$?
+	kv pktgen_rc $rc
+	awk '/^Sent [0-9]+ packets/ { print "pktgen_sent=" $2; print "pktgen_secs=" $(NF-1) }
+		/^Speed:/ { print "pktgen_speed=" $2 $3 }' /tmp/pktgen.log
+	sed 's/^/log: /' /tmp/pktgen.log | tail -8
+	return $rc
+}
+
+# ipstat: netstat -s -p ip as ip.<words>=N
+ipstat() {
+	netstat -s -p ip | awk '$1 ~ /^[0-9]+$/ { n=$1; $1=""; k=$0; gsub(/[^A-Za-z0-9]+/, "_", k); gsub(/^_|_$/, "", k); print "ip." k "=" n }'
+}
+
+# nicstat: the NIC's counters (em mac_stats, driver drops) and ipstat
+nicstat() {
+	sysctl dev.em.0.mac_stats dev.em.0.dropped dev.em.0.rx_overruns 2>/dev/null | \
+		sed -e 's/^dev\.em\.0\.//' -e 's/^mac_stats\.//' -e 's/: /=/' -e 's/^/nic./'
+	ipstat
+}
+
+# nmparams: the netmap sysctls the field cases change
+nmparams() {
+	for s in admode buf_size buf_num buf_curr_size buf_curr_num; do
+		kv $s "$(sysctl -n dev.netmap.$s 2>/dev/null)"
+	done
+}
+
+# ifstate: em0's flags, mtu and options, the tunnel state and owner
+ifstate() {
+	l=$(ifconfig $IF | head -1)
+	kv flags "$(echo "$l" | sed -n 's/.*flags=[0-9a-f]*<\([^>]*\)>.*/\1/p')"
+	kv mtu "$(echo "$l" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
+	kv options "$(opts)"
+	kv state "$(sysctl -n $SYS.state 2>/dev/null)"
+	kv owner_pid "$(sysctl -n $SYS.owner_pid 2>/dev/null)"
+}
+
+# ifc ARGS...: ifconfig ARGS with its exit status and message (a refusal is a result)
+ifc() {
+	ifconfig "$@" > /tmp/ifc.out 2>&1
+	kv ifc_rc $?
+	kv ifc_err "$(tr '\n' ' ' < /tmp/ifc.out)"
+}
+
+# waitnot STATE SECS: poll every 10 ms until the tunnel state is no longer STATE
+waitnot() {
+	i=0
+	while [ $i -lt $(( $2 * 100 )) ] && [ "$(sysctl -n $SYS.state)" = "$1" ]; do
+		sleep 0.01; i=$((i + 1))
+	done
+	kv waitnot_ms $(( i * 10 ))
+	kv state "$(sysctl -n $SYS.state)"
+}
+
+# dmark NAME: a copy of the kernel message buffer (dnew NAME prints what came after it)
+dmark() {
+	dmesg -a > /tmp/dm.$1
+	kv dm_mark_lines "$(wc -l < /tmp/dm.$1 | tr -d ' ')"
+}
+
+# dnew NAME [TAIL]: kernel messages since dmark NAME (the buffer is a ring: a line is new when the
+# copy had fewer of it), counts of the lines the field cases look for, and the last TAIL lines
+dnew() {
+	[ -f /tmp/dm.$1 ] || : > /tmp/dm.$1
+	dmesg -a > /tmp/dm.now
+	awk 'FILENAME == ARGV[1] { c[$0]++; next } c[$0] > 0 { c[$0]--; next } { print }' /tmp/dm.$1 /tmp/dm.now > /tmp/dm.new
+	kv dm_new "$(wc -l < /tmp/dm.new | tr -d ' ')"
+	kv dm_ring "$(grep -c -e "fail 'head'" -e netmap_ring_reinit -e 'bad buf_idx' /tmp/dm.new)"
+	kv dm_witness "$(grep -i -e 'lock order reversal' -e 'witness_' -e 'sleeping thread' -e 'sleeping with' -e 'panic' /tmp/dm.new | grep -vc 'expect reduced performance')"
+	kv dm_refused_mtu "$(grep -c 'refused while tunneled' /tmp/dm.new)"
+	kv dm_reconfig "$(grep -c 'reconfigured while tunneled' /tmp/dm.new)"
+	kv dm_reconfig_revoke "$(grep -c 'reconfig revoke of pid' /tmp/dm.new)"
+	kv dm_linkdown "$(grep -c "$IF: link state changed to DOWN" /tmp/dm.new)"
+	sed 's/^/dmesg: /' /tmp/dm.new | tail -"${2:-40}"
+}
+
+# stoploop N RUN_WD_US: N tunnels stopped (under the load the host started), cycle I by kind
+# I % 3: kill -9, SIGTERM, admin revoke + SIGTERM. Prints stop.I=KIND,rc=RC,armed=0|1,ping=0|1.
+stoploop() {
+	sl_n=$1; sl_i=0; sl_bad=0
+	while [ $sl_i -lt "$sl_n" ]; do
+		case $((sl_i % 3)) in 0) sl_k=kill9;; 1) sl_k=term;; 2) sl_k="admin";; esac
+		sysctl -q $SYS.watchdog_us="${2:-2000000}" >/dev/null
+		if ! tun sl default >/tmp/sl.start 2>&1; then
+			kv stop.$sl_i "$sl_k,start_failed"; sl_bad=$((sl_bad + 1)); sl_i=$((sl_i + 1)); continue
+		fi
+		sl_pid=$(cat /tmp/sl.pid)
+		sleep 1
+		case $sl_k in
+		kill9) kill -9 "$sl_pid";;
+		term) kill -TERM "$sl_pid";;
+		admin) sysctl -q $SYS.revoke=1 >/dev/null; sleep 0.2; kill -TERM "$sl_pid" 2>/dev/null;;
+		esac
+		sl_w=0
+		while [ $sl_w -lt 200 ] && [ ! -f /tmp/sl.rc ]; do sleep 0.05; sl_w=$((sl_w + 1)); done
+		sl_rc=$(cat /tmp/sl.rc 2>/dev/null || echo running)
+		[ "$sl_rc" = running ] && kill -9 "$sl_pid" 2>/dev/null
+		sl_a=0; waitstate armed 10 >/dev/null && sl_a=1
+		sl_p=0; ping -c 3 -i 0.2 -o -t 5 $PEER_IP >/dev/null 2>&1 && sl_p=1
+		sl_mb=$(netstat -m | awk -F/ '/mbufs in use/ { m=$1 } /mbuf clusters in use/ { c=$1 } END { print m "/" c }')
+		kv stop.$sl_i "$sl_k,rc=$sl_rc,armed=$sl_a,ping=$sl_p,mbufs=$sl_mb"
+		[ $sl_a = 1 ] && [ $sl_p = 1 ] && [ "$sl_rc" != running ] || sl_bad=$((sl_bad + 1))
+		sl_i=$((sl_i + 1))
+	done
+	kv stop_bad $sl_bad
 }
 
 cmd=$1; shift
