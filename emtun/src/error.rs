@@ -34,11 +34,12 @@ pub enum Error {
         /// What usually causes it.
         hint: &'static str,
     },
-    /// The interface's MTU makes frames larger than netmap's buffers: the
-    /// kernel would refuse the registration (`EINVAL`, see
-    /// `netmap_buf_size_validate()` in netmap.c) or drop every larger
-    /// frame the kernel stack sends through the host rings.
-    #[error("{iface}: MTU {mtu} makes frames of up to {frame} bytes, larger than netmap's {buf_size}-byte buffers (dev.netmap.buf_size): raise it before starting, e.g. `sysctl dev.netmap.buf_size={suggest} dev.netmap.buf_num=16384` (buf_num bounds the memory: buf_num x buf_size), or lower the MTU")]
+    /// The interface's MTU makes frames larger than a tunnel carries: one
+    /// netmap buffer (`dev.netmap.buf_size`) and one NIC receive buffer
+    /// (at most 4096 bytes on iflib drivers), because netmap's host rings
+    /// carry no `NS_MOREFRAG` chains (netmap_tun(4), "Reconfiguration
+    /// while tunneled").
+    #[error("{iface}: MTU {mtu} makes frames of up to {frame} bytes, but a tunnel carries only frames that fit one netmap buffer ({buf_size} bytes, dev.netmap.buf_size) and one NIC receive buffer (4096 bytes): {fix}")]
     MtuTooLarge {
         /// The interface.
         iface: IfName,
@@ -48,8 +49,8 @@ pub enum Error {
         frame: u32,
         /// `dev.netmap.buf_size`.
         buf_size: u32,
-        /// The smallest multiple of 1 KiB that holds `frame`.
-        suggest: u32,
+        /// What to do.
+        fix: String,
     },
     /// A supervised run gave up after this many failed opens in a row.
     #[error("gave up after {failures} failed attempts to open the port again; the last: {last}")]

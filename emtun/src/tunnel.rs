@@ -132,21 +132,46 @@ impl Tunnel<Kernel> {
     }
 }
 
+/// The largest NIC receive buffer of iflib (`MJUMPAGESIZE`): larger frames
+/// arrive as `NS_MOREFRAG` chains.
+const NIC_RX_BUF_MAX: u32 = 4096;
+/// Ethernet header and one VLAN tag.
+const FRAME_OVERHEAD: u32 = 18;
+
 /// Every frame of `mtu` (with its Ethernet header and one VLAN tag) must fit
-/// one netmap buffer: the host rings carry no `NS_MOREFRAG` chains, and the
-/// kernel refuses larger NIC frames than its RX buffers without them.
+/// one netmap buffer and one NIC receive buffer: the host rings carry no
+/// `NS_MOREFRAG` chains. The kernel agent refuses the rest too; this says
+/// why before the NIC switches.
 fn check_mtu(name: &IfName, mtu: u32, buf_size: Option<i64>) -> Result<(), Error> {
-    let frame = mtu.saturating_add(18);
-    match buf_size.and_then(|b| u32::try_from(b).ok()) {
-        Some(buf_size) if frame > buf_size => Err(Error::MtuTooLarge {
-            iface: name.clone(),
-            mtu,
-            frame,
-            buf_size,
-            suggest: frame.div_ceil(1024) * 1024,
-        }),
-        _ => Ok(()),
+    let Some(buf_size) = buf_size.and_then(|b| u32::try_from(b).ok()) else {
+        return Ok(()); // unknown: let the kernel judge
+    };
+    let frame = mtu.saturating_add(FRAME_OVERHEAD);
+    let limit = buf_size.min(NIC_RX_BUF_MAX);
+    if frame <= limit {
+        return Ok(());
     }
+    let fix = if frame <= NIC_RX_BUF_MAX {
+        let suggest = frame.div_ceil(1024) * 1024;
+        format!(
+            "raise it before starting, e.g. `sysctl dev.netmap.buf_size={suggest} dev.netmap.buf_num=16384` \
+             (buf_num x buf_size bytes of memory), or lower the MTU to {} or less",
+            limit - FRAME_OVERHEAD
+        )
+    } else {
+        format!(
+            "lower the MTU to {} or less (to {} with `sysctl dev.netmap.buf_size=4096`)",
+            limit - FRAME_OVERHEAD,
+            NIC_RX_BUF_MAX - FRAME_OVERHEAD
+        )
+    };
+    Err(Error::MtuTooLarge {
+        iface: name.clone(),
+        mtu,
+        frame,
+        buf_size,
+        fix,
+    })
 }
 
 /// After registering: the agent must say `tunneled`, owned by us.
@@ -293,25 +318,24 @@ mod tests {
         let em0 = IfName::new("em0").unwrap();
         assert!(check_mtu(&em0, 1500, Some(2048)).is_ok());
         assert!(check_mtu(&em0, 2030, Some(2048)).is_ok());
+        assert!(check_mtu(&em0, 4078, Some(4096)).is_ok());
         assert!(
             check_mtu(&em0, 9000, None).is_ok(),
             "unknown buf_size: let the kernel judge"
         );
-        let e = check_mtu(&em0, 9000, Some(2048)).unwrap_err();
+        // fits a NIC buffer: bigger netmap buffers fix it
+        let e = check_mtu(&em0, 4000, Some(2048)).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            matches!(
-                e,
-                Error::MtuTooLarge {
-                    frame: 9018,
-                    suggest: 9216,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
-        assert!(msg.contains("MTU 9000"), "{msg}");
-        assert!(msg.contains("dev.netmap.buf_size=9216"), "{msg}");
+        assert!(matches!(e, Error::MtuTooLarge { frame: 4018, .. }), "{e:?}");
+        assert!(msg.contains("dev.netmap.buf_size=4096"), "{msg}");
+        assert!(msg.contains("MTU to 2030 or less"), "{msg}");
+        // jumbo: chained in the NIC, no buffer size fixes it
+        for buf in [2048, 9216, 16384] {
+            let msg = check_mtu(&em0, 9000, Some(buf)).unwrap_err().to_string();
+            assert!(msg.contains("MTU 9000"), "{msg}");
+            assert!(msg.contains("4078"), "{msg}");
+            assert!(!msg.contains("buf_num"), "{msg}");
+        }
         assert!(check_mtu(&em0, 2031, Some(2048)).is_err());
     }
 

@@ -125,6 +125,22 @@ static const char *nt_reason_names[] = {
  */
 #define	NT_FRAME(mtu)	((mtu) + ETHER_HDR_LEN + ETHER_VLAN_ENCAP_LEN)
 
+/*
+ * The largest frame a tunnel carries: one netmap buffer and one NIC
+ * receive buffer (a larger frame arrives as an NS_MOREFRAG chain, and the
+ * host rings carry none: netmap_grab_packets() makes an mbuf of each slot,
+ * netmap_transmit() drops what does not fit one buffer).
+ */
+static u_int
+netmap_tun_max_frame(struct netmap_adapter *na)
+{
+	u_int max = NETMAP_BUF_SIZE(na);
+
+	if (na->rx_buf_maxsize != 0 && na->rx_buf_maxsize < max)
+		max = na->rx_buf_maxsize;
+	return (max);
+}
+
 enum nt_stat {
 	NT_STAT_ENTER,
 	NT_STAT_EXIT,
@@ -638,15 +654,14 @@ netmap_tun_mtu(struct netmap_tun *tun, u_int mtu)
 	mtx_lock(&tun->nt_mtx);
 	tunneled = tun->nt_phase == NT_TUNNELED && tun->nt_na != NULL &&
 	    !tun->nt_dying;
-	bufsz = tunneled ? NETMAP_BUF_SIZE(tun->nt_na) : 0;
+	bufsz = tunneled ? netmap_tun_max_frame(tun->nt_na) : 0;
 	pid = tun->nt_pid;
 	mtx_unlock(&tun->nt_mtx);
 	if (!tunneled || NT_FRAME(mtu) <= bufsz)
 		return (0);
 	if_printf(tun->nt_ifp, "netmap_tun: mtu %u refused while tunneled by "
-	    "pid %d: %u-byte frames do not fit its %u-byte netmap buffers; "
-	    "stop the tunnel, set the mtu and dev.netmap.buf_size >= %u\n",
-	    mtu, (int)pid, NT_FRAME(mtu), bufsz, NT_FRAME(mtu));
+	    "pid %d: %u-byte frames do not fit its %u-byte buffers; stop the "
+	    "tunnel to change it\n", mtu, (int)pid, NT_FRAME(mtu), bufsz);
 	netmap_tun_notify(tun, "tunneled", NT_REASON_REFUSED_MTU, pid);
 	return (EBUSY);
 }
@@ -675,8 +690,8 @@ netmap_tun_reinit(struct netmap_tun *tun)
 		frame = NT_FRAME(if_getmtu(tun->nt_ifp));
 		if ((if_getcapenable(tun->nt_ifp) & NT_BAD_CAPS) != 0)
 			cause = "txcsum, txcsum6, tso or vlanhwtag enabled";
-		else if (frame > NETMAP_BUF_SIZE(tun->nt_na))
-			cause = "frames larger than the netmap buffers";
+		else if (frame > netmap_tun_max_frame(tun->nt_na))
+			cause = "frames larger than the buffers";
 		if (cause != NULL) {
 			tun->nt_task_gen = tun->nt_gen;
 			tun->nt_task_reason = NT_REASON_RECONFIG;
@@ -706,6 +721,14 @@ netmap_tun_enter(struct netmap_tun *tun, struct netmap_adapter *na,
 	if ((if_getcapenable(tun->nt_ifp) & NT_BAD_CAPS) != 0) {
 		if_printf(tun->nt_ifp, "netmap_tun: refusing tunneled mode: "
 		    "disable txcsum, txcsum6, tso and vlanhwtag\n");
+		return (EOPNOTSUPP);
+	}
+	if (NT_FRAME(if_getmtu(tun->nt_ifp)) > netmap_tun_max_frame(na)) {
+		if_printf(tun->nt_ifp, "netmap_tun: refusing tunneled mode at "
+		    "mtu %u: a frame must fit one netmap buffer (%u bytes) and "
+		    "one NIC receive buffer (%u bytes), the host rings carry no "
+		    "NS_MOREFRAG chains\n", if_getmtu(tun->nt_ifp),
+		    NETMAP_BUF_SIZE(na), na->rx_buf_maxsize);
 		return (EOPNOTSUPP);
 	}
 	netmap_tun_qmode(tun, NTD_Q_MASKED);
