@@ -13,6 +13,12 @@
 #   VM_BIN_DIR=dir      use prebuilt FreeBSD binaries (emtunctl fwd pingpong probe) instead of building
 #   VM_OUT=dir          where reports go (default target/vm-test/<timestamp>)
 #   QEMU=qemu-system-x86_64
+#   ICOUNT=SHIFT        TCG: the DUT runs with -icount shift=SHIFT, -accel tcg,thread=single (vm-test:
+#                       default off; vm-bench: default 2, ICOUNT=off turns it off)
+#   BENCH=1             the benchmark (tests/vm/bench.py, `make vm-bench`) instead of the scenarios:
+#                       SCENARIOS=pairs,tcp,anchor MODES=kernel_udp,user_busy,... RUNS=3 WINDOW=64
+#                       RATE=0 (0: half the slowest saturation) SAT_SECS=10 FIXED_SECS=20 SIZE_MB=20
+#                       DUT_SMP=1
 # Exit: 0 all scenarios passed (or SKIP without an image), 1 a scenario failed, 2 setup error.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -72,10 +78,23 @@ rm -f "$OUT/data.img"
 mkfs.vfat -n EMTUN -C "$OUT/data.img" $KB >/dev/null
 MTOOLS_SKIP_CHECK=1 mcopy -s -i "$OUT/data.img" "$D/emtun" ::/
 
+if [ -n "${BENCH:-}" ]; then
+	# make vm-bench: the benchmark (tests/vm/bench.py) on the same VMs; DUT one vCPU, and under TCG
+	# instruction counting (ICOUNT=SHIFT, default 2; ICOUNT=off for plain TCG)
+	IC=${ICOUNT-2}
+	[ "$IC" = off ] || [ "$ACCEL" != tcg ] && IC=
+	echo "vm-bench: image $IMAGE, accel $ACCEL${IC:+ (DUT: -icount shift=$IC)}, reports in $OUT"
+	exec python3 "$HERE/bench.py" --image "$IMAGE" --data "$OUT/data.img" --out "$OUT" --accel "$ACCEL" \
+		--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-1}" --peer-smp "${PEER_SMP:-1}" \
+		--scenarios "${SCENARIOS:-pairs,tcp,anchor}" --size-mb "${SIZE_MB:-20}" --runs "${RUNS:-3}" \
+		--window "${WINDOW:-64}" --rate "${RATE:-0}" --sat-secs "${SAT_SECS:-10}" --fixed-secs "${FIXED_SECS:-20}" \
+		${MODES:+--modes "$MODES"} ${IC:+--icount "$IC"} --watchdog-us-run "${WATCHDOG_US_RUN:-0}"
+fi
 echo "vm-test: image $IMAGE, accel $ACCEL, reports in $OUT"
 exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$OUT" --accel "$ACCEL" \
 	--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-2}" --peer-smp "${PEER_SMP:-1}" \
 	--scenarios "${SCENARIOS:-baseline,tunneled,crash,watchdog,ctl,soak,bench,hcrash,hwatchdog,noflap,state,mixsoak,bridge,wakeups,service}" --size-mb "${SIZE_MB:-100}" \
 	--soak-cycles "${SOAK_CYCLES:-20}" --bench-pairs "${BENCH_PAIRS:-20000}" --pp-count "${PP_COUNT:-20000}" \
 	--watchdog-us-run "${WATCHDOG_US_RUN:-0}" --tunnel "${TUNNEL:-auto}" \
-	--mixsoak-cycles "${MIXSOAK_CYCLES:-100}" --noflap-cycles "${NOFLAP_CYCLES:-10}" --hwd-runs "${HWD_RUNS:-3}"
+	--mixsoak-cycles "${MIXSOAK_CYCLES:-100}" --noflap-cycles "${NOFLAP_CYCLES:-10}" --hwd-runs "${HWD_RUNS:-3}" \
+	${ICOUNT:+--icount "$ICOUNT"}
