@@ -142,6 +142,70 @@ fn cp_time() -> [u64; 5] {
     out
 }
 
+/// Microseconds the idle threads have run (`ki_runtime` of pid 11, the
+/// kernel's `idle` process, every thread): exact, where `kern.cp_time`
+/// samples at stathz. A thread's runtime is brought up to date when it is
+/// switched out, so with one CPU (the reader is running, idle is not) the
+/// figure is current.
+#[cfg(target_os = "freebsd")]
+fn idle_us() -> Option<u64> {
+    let mib = [
+        libc::CTL_KERN,
+        libc::KERN_PROC,
+        libc::KERN_PROC_PID | libc::KERN_PROC_INC_THREAD,
+        11,
+    ];
+    let mut len: libc::size_t = 0;
+    // SAFETY: a size query: no buffer, the kernel writes `len` only.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_ptr(),
+            4,
+            std::ptr::null_mut(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; len + 4096];
+    let mut len = buf.len();
+    // SAFETY: `buf` has `len` writable bytes; the kernel writes at most that.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_ptr(),
+            4,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let size = std::mem::size_of::<libc::kinfo_proc>();
+    let rt = std::mem::offset_of!(libc::kinfo_proc, ki_runtime);
+    let pid = std::mem::offset_of!(libc::kinfo_proc, ki_pid);
+    let mut sum = 0u64;
+    for rec in buf[..len.min(buf.len())].chunks_exact(size) {
+        let word = |o: usize| rec[o..o + 4].try_into().map(i32::from_ne_bytes).ok();
+        // every record says its own size (KINFO_PROC_SIZE) and pid
+        if word(0)? as usize != size || word(pid)? != 11 {
+            return None;
+        }
+        sum += u64::from_ne_bytes(rec[rt..rt + 8].try_into().ok()?);
+    }
+    Some(sum)
+}
+
+#[cfg(not(target_os = "freebsd"))]
+fn idle_us() -> Option<u64> {
+    None
+}
+
 /// The guest's CPU over a window of pairs in each burst (`--cpu-window`).
 struct CpuWindow {
     arg: CpuWindowArg,
@@ -149,7 +213,7 @@ struct CpuWindow {
     base: u64,
     last_pairs: u64,
     last_change: Option<Instant>,
-    start: Option<(Instant, [u64; 5])>,
+    start: Option<(Instant, [u64; 5], Option<u64>)>,
     done: bool,
     windows: u64,
 }
@@ -188,9 +252,12 @@ impl CpuWindow {
         }
         let pairs = total - self.base;
         match self.start {
-            None if pairs >= self.arg.skip => self.start = Some((Instant::now(), cp_time())),
-            Some((t0, c0)) if pairs >= self.arg.skip + self.arg.n => {
+            None if pairs >= self.arg.skip => {
+                self.start = Some((Instant::now(), cp_time(), idle_us()))
+            }
+            Some((t0, c0, i0)) if pairs >= self.arg.skip + self.arg.n => {
                 let c1 = cp_time();
+                let i1 = idle_us();
                 let secs = t0.elapsed().as_secs_f64();
                 self.done = true;
                 let d: Vec<u64> = (0..5).map(|i| c1[i].saturating_sub(c0[i])).collect();
@@ -200,9 +267,21 @@ impl CpuWindow {
                 // busy ticks / all ticks = the share of all CPUs; times the window = CPU seconds
                 let busy_s = busy as f64 / total as f64 * secs * ncpu;
                 let n = pairs - self.arg.skip;
+                // the same from the idle threads' runtime (exact): all CPUs' time minus idle
+                let exact = match (i0, i1) {
+                    (Some(a), Some(b)) => {
+                        let busy = (secs * ncpu - b.saturating_sub(a) as f64 / 1e6).max(0.0);
+                        format!(
+                            " idle_s={:.4} guest_cpu_exact_s={busy:.4} guest_cpu_exact_us_per_pair={:.2}",
+                            b.saturating_sub(a) as f64 / 1e6,
+                            1e6 * busy / n.max(1) as f64
+                        )
+                    }
+                    _ => String::new(),
+                };
                 self.windows += 1;
                 println!(
-                    "pingpong window n={} pairs={n} secs={secs:.3} pairs_per_s={:.0} ncpu={ncpu} ticks={total} busy_ticks={busy} user_ticks={} sys_ticks={} intr_ticks={} guest_busy_pct={:.2} guest_cpu_s={busy_s:.4} guest_cpu_us_per_pair={:.2}",
+                    "pingpong window n={} pairs={n} secs={secs:.3} pairs_per_s={:.0} ncpu={ncpu} ticks={total} busy_ticks={busy} user_ticks={} sys_ticks={} intr_ticks={} guest_busy_pct={:.2} guest_cpu_s={busy_s:.4} guest_cpu_us_per_pair={:.2}{exact}",
                     self.windows,
                     n as f64 / secs.max(1e-9),
                     d[0] + d[1],

@@ -18,7 +18,8 @@ pairs   The peer drives 50-octet pairs the same cheap way in every case: `pingpo
         every mode sustains (BENCH_RATE, or half the slowest saturation rate), RUNS client runs per
         mode; the DUT's server reads kern.cp_time (the whole guest: every process, interrupt and
         kernel thread) over a window of pairs inside each run (`--cpu-window`): DUT CPU per pair,
-        its spread over the runs, and the ratio kernel_udp / mode.
+        its spread over the runs, and the ratio kernel_udp / mode; beside it the same from the
+        idle threads' runtime (`exact_*`: all CPU time minus idle, not sampled).
 tcp     kernel TCP peer -> DUT through the tunnel in each poll mode against default mode (MB/s,
         timed on the peer), and ping RTT from the peer (the RTT the tunnel adds).
 anchor  the stock netmap `bridge -i netmap:em0 -i netmap:em0^` (em0 disarmed: stock netmap) as the
@@ -201,10 +202,13 @@ class Bench(Run):
             srv = self.stop_dut(jobs)
             wins = parse_windows(srv)
             per = [w.get("guest_cpu_us_per_pair") for w in wins]
+            exact = [w.get("guest_cpu_exact_us_per_pair") for w in wins]
             sustained = all(c["rc"] == 0 and (num(c.get("pairs_per_s")) or 0) >= 0.95 * rate
                             and not num(c.get("lost")) for c in clients)
             r = {"runs": len(wins), "cpu_us_per_pair": per, "cpu_us_per_pair_median": median(per),
                  "spread_pct": spread_pct(per), "sustained": sustained,
+                 "exact_cpu_us_per_pair": exact, "exact_cpu_us_per_pair_median": median(exact),
+                 "exact_spread_pct": spread_pct(exact),
                  "guest_busy_pct": [w.get("guest_busy_pct") for w in wins],
                  "client_pairs_per_s": [num(c.get("pairs_per_s")) for c in clients],
                  "client_lost": [num(c.get("lost")) for c in clients],
@@ -218,15 +222,21 @@ class Bench(Run):
                 t.note("%s did not sustain %d pairs/s in every run (client pairs/s %s, lost %s)"
                        % (name, rate, r["client_pairs_per_s"], r["client_lost"]))
         base = (res.get("kernel_udp") or {}).get("cpu_us_per_pair_median")
+        base_x = (res.get("kernel_udp") or {}).get("exact_cpu_us_per_pair_median")
         for name, r in res.items():
             m = r.get("cpu_us_per_pair_median")
             r["ratio_vs_kernel_udp"] = round(base / m, 3) if base and m else None
+            m = r.get("exact_cpu_us_per_pair_median")
+            r["exact_ratio_vs_kernel_udp"] = round(base_x / m, 3) if base_x and m else None
         user = {k: v for k, v in res.items() if k.startswith("user_") and v.get("cpu_us_per_pair_median")}
         best = min(user, key=lambda k: user[k]["cpu_us_per_pair_median"]) if user else None
         spreads = [r["spread_pct"] for r in res.values() if r.get("spread_pct") is not None]
+        xspreads = [r["exact_spread_pct"] for r in res.values() if r.get("exact_spread_pct") is not None]
         t.fig(fixed_rate=res, best_user_mode=best,
               ratio_cpu_per_pair_kernel_udp_vs_best_user=res[best]["ratio_vs_kernel_udp"] if best else None,
-              max_spread_pct=max(spreads) if spreads else None)
+              exact_ratio_cpu_per_pair_kernel_udp_vs_best_user=res[best]["exact_ratio_vs_kernel_udp"] if best else None,
+              max_spread_pct=max(spreads) if spreads else None,
+              exact_max_spread_pct=max(xspreads) if xspreads else None)
         if best:
             t.note("DUT CPU per pair at %d pairs/s: kernel UDP %s us, best user path (%s) %s us: %sx (goal >= 10x)"
                    % (rate, base, best, user[best]["cpu_us_per_pair_median"], res[best]["ratio_vs_kernel_udp"]))
@@ -367,14 +377,85 @@ def summary(report):
         fr = (p.get("fixed_rate") or {}).get(name, {})
         out["modes"][name] = {"saturation_pairs_per_s": (p.get("saturation_pairs_per_s") or {}).get(name),
                               "cpu_us_per_pair": fr.get("cpu_us_per_pair_median"),
-                              "spread_pct": fr.get("spread_pct"), "ratio_vs_kernel_udp": fr.get("ratio_vs_kernel_udp")}
+                              "spread_pct": fr.get("spread_pct"), "ratio_vs_kernel_udp": fr.get("ratio_vs_kernel_udp"),
+                              "exact_cpu_us_per_pair": fr.get("exact_cpu_us_per_pair_median"),
+                              "exact_spread_pct": fr.get("exact_spread_pct"),
+                              "exact_ratio_vs_kernel_udp": fr.get("exact_ratio_vs_kernel_udp")}
     out["goals"] = {
         "cpu_per_pair_kernel_udp_vs_best_user (>= 10)": p.get("ratio_cpu_per_pair_kernel_udp_vs_best_user"),
         "tcp_tunnel_vs_default_min (>= 0.9)": tc.get("ratio_tcp_tunnel_vs_default_min"),
         "kill9_outage_bridge_vs_emtun (>= 20)": an.get("ratio_kill9_outage_bridge_vs_emtun"),
         "cpu_per_pair_spread_pct_max (<= 5)": p.get("max_spread_pct"),
+        "exact_cpu_per_pair_kernel_udp_vs_best_user (>= 10)": p.get("exact_ratio_cpu_per_pair_kernel_udp_vs_best_user"),
+        "exact_cpu_per_pair_spread_pct_max (<= 5)": p.get("exact_max_spread_pct"),
     }
     return out
+
+
+def fmt(v, unit="", nd=1):
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)):
+        return ("%%.%df%%s" % nd) % (v, unit)
+    return str(v)
+
+
+def markdown(report):
+    """The README tables of a vm-bench report."""
+    s = report.get("summary") or summary(report)
+    sc = report.get("scenarios", {})
+    p = sc.get("pairs", {}).get("figures", {})
+    fr = p.get("fixed_rate") or {}
+    rate = p.get("fixed_rate_pairs_per_s")
+    out = ["| DUT answers by | pairs/s at saturation | DUT CPU per pair at %s pairs/s (cp_time) | spread | "
+           "kernel UDP ÷ mode | DUT CPU per pair (idle-thread runtime) | spread | kernel UDP ÷ mode |" % fmt(rate, nd=0),
+           "|---|---|---|---|---|---|---|---|"]
+    labels = {"kernel_udp": "kernel UDP, default mode", "user_busy": "user path, busy",
+              "user_interval": "user path, interval 1 ms", "user_adaptive": "user path, adaptive",
+              "kernel_udp_tunneled": "kernel UDP, tunneled (adaptive)"}
+    for name, _, _ in modes():
+        m = s["modes"].get(name, {})
+        r = fr.get(name, {})
+        insn = r.get("insn_per_pair_median")
+        out.append("| %s | %s | %s%s%s | %s | %s | %s | %s | %s |" % (
+            labels[name], fmt(m.get("saturation_pairs_per_s"), nd=0), fmt(m.get("cpu_us_per_pair"), " µs"),
+            " (%s insn)" % fmt(insn, nd=0) if insn else "", "" if r.get("sustained", True) else " (rate not sustained)",
+            fmt(m.get("spread_pct"), " %"), fmt(m.get("ratio_vs_kernel_udp"), "×", 2),
+            fmt(m.get("exact_cpu_us_per_pair"), " µs"), fmt(m.get("exact_spread_pct"), " %"),
+            fmt(m.get("exact_ratio_vs_kernel_udp"), "×", 2)))
+    tcp = sc.get("tcp", {}).get("figures", {}).get("tcp") or {}
+    an = sc.get("anchor", {}).get("figures", {}).get("anchor") or {}
+    br, em = an.get("bridge") or {}, an.get("emtun") or {}
+    out += ["", "| kernel traffic through | TCP MB/s | ÷ default | ping RTT ms | RTT added ms |", "|---|---|---|---|---|"]
+    for k, label in (("default", "nothing (default mode)"), ("busy", "emtun, busy"), ("interval", "emtun, interval 1 ms"),
+                     ("adaptive", "emtun, adaptive")):
+        r = tcp.get(k, {})
+        out.append("| %s | %s | %s | %s | %s |" % (label, fmt(r.get("tcp_MBps"), nd=2),
+                                                  fmt(r.get("ratio_tcp_vs_default"), "×", 2) if k != "default" else "1",
+                                                  fmt(r.get("rtt_avg_ms"), nd=3), fmt(r.get("rtt_added_ms"), nd=3)
+                                                  if k != "default" else "0"))
+    d = tcp.get("default", {})
+    out.append("| stock netmap bridge | %s | %s | %s | %s |" % (
+        fmt(br.get("tcp_MBps"), nd=2),
+        fmt(br["tcp_MBps"] / d["tcp_MBps"], "×", 2) if br.get("tcp_MBps") and d.get("tcp_MBps") else "—",
+        fmt(br.get("rtt_avg_ms"), nd=3),
+        fmt(br["rtt_avg_ms"] - d["rtt_avg_ms"], nd=3) if br.get("rtt_avg_ms") is not None and d.get("rtt_avg_ms")
+        is not None else "—"))
+    out += ["", "| outage of the kernel path | stock bridge | emtun | bridge ÷ emtun |", "|---|---|---|---|"]
+    for k, label in (("kill9", "kill -9 (DUT's UDP probe, ms)"), ("sigstop", "SIGSTOP (DUT's UDP probe, ms)")):
+        cap = " (capped: never came back)" if br.get(k + "_capped") else ""
+        out.append("| %s | %s%s | %s | %s |" % (label, fmt(br.get(k + "_outage_ms"), nd=0), cap,
+                                               fmt(em.get(k + "_outage_ms"), nd=0),
+                                               fmt(an.get("ratio_%s_outage_bridge_vs_emtun" % k), "×", 1)))
+        out.append("| %s, as the peer saw it (longest gap, ms) | %s | %s | %s |" % (
+            label.split(" (")[0], fmt(br.get(k + "_peer_max_gap_ms"), nd=0), fmt(em.get(k + "_peer_max_gap_ms"), nd=0),
+            fmt(an.get("ratio_%s_peer_gap_bridge_vs_emtun" % k), "×", 1)))
+    out += ["", "| goal | measured |", "|---|---|"]
+    for k, v in s["goals"].items():
+        out.append("| %s | %s |" % (k, fmt(v, nd=2)))
+    return "\n".join(out) + "\n"
 
 
 def build_parser():
@@ -414,6 +495,12 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--table"]:
+        # bench.py --table report.json: the README tables
+        with open(argv[1]) as f:
+            sys.stdout.write(markdown(json.load(f)))
+        return 0
     p = build_parser()
     a = p.parse_args(argv)
     a.scenarios = [s for s in a.scenarios.split(",") if s]

@@ -60,7 +60,8 @@ class FakeBenchVM:
         elif sub == "tunstop" and a[1] == "ppsrv":
             runs = 1 if self.windows == 0 else self.windows
             out = "".join("log: pingpong window n=%d pairs=8000 secs=8.0 guest_busy_pct=20 "
-                          "guest_cpu_us_per_pair=%.1f\n" % (i + 1, CPU[self.server] * (1 + 0.01 * i))
+                          "guest_cpu_us_per_pair=%.1f guest_cpu_exact_us_per_pair=%.1f\n"
+                          % (i + 1, CPU[self.server] * (1 + 0.01 * i), CPU[self.server])
                           for i in range(max(runs, 3)))
             out += "log: pingpong mode=udp role=server pairs=24000\n"
         elif sub == "tunstop" and a[1] != "ppsrv":
@@ -151,6 +152,8 @@ class DryRun(unittest.TestCase):
         self.assertAlmostEqual(f["ratio_cpu_per_pair_kernel_udp_vs_best_user"], 404.0 / 30.3, places=2)
         self.assertEqual(fr["kernel_udp"]["insn_per_pair_median"], 101000)
         self.assertEqual(f["max_spread_pct"], 1.98)
+        self.assertEqual(f["exact_max_spread_pct"], 0.0)
+        self.assertAlmostEqual(f["exact_ratio_cpu_per_pair_kernel_udp_vs_best_user"], 400.0 / 30.0, places=2)
         # the peer's client is the same cheap netmap path in every mode; kernel modes speak UDP
         clients = [c for c in r.peer.calls if "--role client" in c]
         self.assertTrue(all(" em0 " in c and "--poll busy" in c and "--window 64" in c for c in clients))
@@ -188,6 +191,9 @@ class DryRun(unittest.TestCase):
             "tcp": {"figures": {"ratio_tcp_tunnel_vs_default_min": 0.95}},
             "anchor": {"figures": {"anchor": {"ratio_kill9_outage_bridge_vs_emtun": 3.0}}}}}
         s = bench.summary(rep)
+        table = bench.markdown(rep)
+        self.assertIn("| kernel UDP, default mode | 1200 | 400.0 µs |", table)
+        self.assertIn("| cpu_per_pair_kernel_udp_vs_best_user (>= 10) | 13.20 |", table)
         self.assertEqual(s["modes"]["kernel_udp"]["cpu_us_per_pair"], 400.0)
         self.assertEqual(s["goals"]["cpu_per_pair_kernel_udp_vs_best_user (>= 10)"], 13.2)
         self.assertEqual(s["goals"]["kill9_outage_bridge_vs_emtun (>= 20)"], 3.0)
