@@ -95,6 +95,14 @@ def pick_rate(sat, fraction=0.5):
     return int(r // mag * mag)
 
 
+def icount_shift(spec):
+    """The fixed shift of an --icount value ("2" or "shift=2,sleep=off"); None without one."""
+    if spec is None:
+        return None
+    m = re.match(r"(?:.*shift=)?(\d+)", str(spec))
+    return int(m.group(1)) if m else None
+
+
 class Bench(Run):
     """The benchmark scenarios on harness.Run's VMs and helpers."""
 
@@ -161,7 +169,8 @@ class Bench(Run):
         t.note("accelerator: %s%s; DUT %d vCPU, peer %d vCPU" % (
             a.accel, " with -icount shift=%s on the DUT (tcg,thread=single)" % icount if icount is not None else "",
             a.dut_smp, a.peer_smp))
-        t.fig(accelerator=a.accel, icount_shift=num(icount), dut_vcpus=a.dut_smp, window=a.window)
+        t.fig(accelerator=a.accel, icount=icount, icount_shift=icount_shift(icount), dut_vcpus=a.dut_smp,
+              window=a.window)
         if not self.have.get("pingpong"):
             t.ok(False, "pingpong example is on the data disk")
             return
@@ -213,9 +222,12 @@ class Bench(Run):
                  "client_pairs_per_s": [num(c.get("pairs_per_s")) for c in clients],
                  "client_lost": [num(c.get("lost")) for c in clients],
                  "rtt_avg_us": [num(c.get("rtt_avg_us")) for c in clients]}
-            if icount is not None and r["cpu_us_per_pair_median"]:
+            shift = icount_shift(icount)
+            if shift is not None and r["cpu_us_per_pair_median"]:
                 # guest time = instructions x 2^shift ns
-                r["insn_per_pair_median"] = round(r["cpu_us_per_pair_median"] * 1000.0 / (2 ** int(icount)))
+                r["insn_per_pair_median"] = round(r["cpu_us_per_pair_median"] * 1000.0 / (2 ** shift))
+            if shift is not None and r["exact_cpu_us_per_pair_median"]:
+                r["exact_insn_per_pair_median"] = round(r["exact_cpu_us_per_pair_median"] * 1000.0 / (2 ** shift))
             res[name] = r
             t.ok(len(wins) >= 1, "%s at %d pairs/s: DUT CPU per pair over %d runs" % (name, rate, a.runs), **r)
             if not sustained:

@@ -93,7 +93,7 @@ class VM:
         if self.a.accel == "kvm":
             cmd += ["-cpu", "host"]
         if icount is not None:
-            cmd += ["-icount", "shift=%s,sleep=on" % icount]
+            cmd += ["-icount", icount if "=" in str(icount) else "shift=%s,sleep=on" % icount]
         self.qemu_cmd = cmd
         log("%s: %s" % (self.name, " ".join(shlex.quote(c) for c in cmd)))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -1732,8 +1732,8 @@ def main():
                         "(default: 10000 with kvm; 2000000 with tcg, where a 1 ms poll loop sees gaps of "
                         "tens of ms and a 10 ms watchdog fires falsely)")
     p.add_argument("--icount", default=None, metavar="SHIFT",
-                   help="TCG only: run the DUT with -icount shift=SHIFT and -accel tcg,thread=single "
-                        "(deterministic guest time; default off)")
+                   help="TCG only: run the DUT with -icount shift=SHIFT,sleep=on (or -icount SPEC when it "
+                        "holds a '=') and -accel tcg,thread=single (deterministic guest time; default off)")
     a = p.parse_args()
     a.scenarios = [s for s in a.scenarios.split(",") if s]
     a.g_env = "" if a.tunnel == "auto" else "TUN=%s " % a.tunnel

@@ -101,6 +101,12 @@ class Helpers(unittest.TestCase):
         self.assertEqual(bench.pick_rate({"a": 57.0}), 28)
         self.assertIsNone(bench.pick_rate({"a": None}))
 
+    def test_icount_shift(self):
+        self.assertEqual(bench.icount_shift("2"), 2)
+        self.assertEqual(bench.icount_shift("shift=3,sleep=off"), 3)
+        self.assertIsNone(bench.icount_shift("shift=auto"))
+        self.assertIsNone(bench.icount_shift(None))
+
     def test_modes(self):
         names = [m[0] for m in bench.modes()]
         self.assertEqual(names, ["kernel_udp", "user_busy", "user_interval", "user_adaptive", "kernel_udp_tunneled"])
