@@ -88,6 +88,10 @@ struct Args {
     /// Client: at most this many pings per second (0 = as fast as the window allows).
     #[arg(long, default_value_t = 0, value_name = "PPS")]
     rate: u64,
+    /// Client: with --rate, send pings in bursts of this many, each burst
+    /// due at once (1 = evenly spaced).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    burst: u64,
     /// Client: stop sending after this many seconds (0 = after --count pairs).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     duration: u64,
@@ -447,6 +451,8 @@ struct Pinger<'a> {
     window: u64,
     /// Pings per second (0 = no pacing).
     rate: u64,
+    /// Pings due together when paced.
+    burst: u64,
     /// Stop sending after this long.
     duration: Option<Duration>,
     sent: u64,
@@ -496,8 +502,10 @@ impl App for Pinger<'_> {
             .saturating_sub(in_flight)
             .min(self.count - self.sent);
         if self.rate > 0 {
-            // paced: never ahead of rate x elapsed (batches form when the loop is late)
-            let due = (self.rate as f64 * self.start.elapsed().as_secs_f64()) as u64 + 1;
+            // paced: never ahead of rate x elapsed (batches form when the loop is late);
+            // with --burst B, B pings fall due at once every B / rate seconds
+            let b = self.burst.max(1);
+            let due = ((self.rate as f64 * self.start.elapsed().as_secs_f64()) as u64 / b + 1) * b;
             room = room.min(due.saturating_sub(self.sent));
         }
         while room > 0 {
@@ -608,6 +616,7 @@ fn run_netmap(a: &Args, iface: &str) -> Result<(), Error> {
                 count: if a.duration > 0 { u64::MAX } else { a.count },
                 window: a.window.max(1),
                 rate: a.rate,
+                burst: a.burst,
                 duration: (a.duration > 0).then(|| Duration::from_secs(a.duration)),
                 sent: 0,
                 start,

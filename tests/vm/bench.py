@@ -113,6 +113,8 @@ class Bench(Run):
                % (PP, DUT_MAC, a.window, secs, a.delay_ms, secs + 30))
         if rate:
             cmd += " --rate %d" % rate
+            if a.burst > 1:
+                cmd += " --burst %d" % a.burst
         if kind == "kernel":
             cmd += " --udp-over-netmap %s:%d --src-ip %s" % (DUT_IP, PP_UDP_PORT, PEER_IP)
         else:
@@ -177,9 +179,9 @@ class Bench(Run):
         if self.kernel_tunnel:
             self.kset(t, "enable=1", "watchdog_us=%d" % a.watchdog_us_run, "stats.reset=1")
         ms = [m for m in modes() if m[0] in a.modes]
-        # phase 1: saturation
+        # phase 1: saturation (SAT_SECS=0 skips it; RATE must then be given)
         sat, sat_cpu = {}, {}
-        for name, kind, poll in ms:
+        for name, kind, poll in (ms if a.sat_secs > 0 else []):
             jobs = self.start_dut(t, name, kind, poll, (a.sat_skip, a.sat_n))
             if jobs is None:
                 continue
@@ -197,7 +199,7 @@ class Bench(Run):
         if not rate:
             t.ok(False, "a fixed rate: no mode produced a saturation figure")
             return
-        t.fig(fixed_rate_pairs_per_s=rate)
+        t.fig(fixed_rate_pairs_per_s=rate, burst=a.burst)
         # phase 2: a fixed offered rate, RUNS client runs per mode, a CPU window in each
         skip, n = int(rate * a.warm_s), int(rate * (a.fixed_secs - a.warm_s - a.tail_s))
         res = {}
@@ -488,7 +490,9 @@ def build_parser():
     p.add_argument("--window", type=int, default=64, help="pairs in flight (the peer's client)")
     p.add_argument("--rate", type=int, default=0, help="fixed offered rate, pairs/s (0: half the slowest saturation)")
     p.add_argument("--runs", type=int, default=3, help="fixed-rate client runs per mode")
-    p.add_argument("--sat-secs", type=int, default=10)
+    p.add_argument("--burst", type=int, default=1,
+                   help="at the fixed rate, pings fall due in bursts of this many (1: evenly spaced)")
+    p.add_argument("--sat-secs", type=int, default=10, help="saturation run length (0: no saturation phase)")
     p.add_argument("--sat-skip", type=int, default=1000)
     p.add_argument("--sat-n", type=int, default=4000)
     p.add_argument("--fixed-secs", type=int, default=20)

@@ -17,7 +17,8 @@
 #                       default off; vm-bench: default 2, ICOUNT=off turns it off)
 #   BENCH=1             the benchmark (tests/vm/bench.py, `make vm-bench`) instead of the scenarios:
 #                       SCENARIOS=pairs,tcp,anchor MODES=kernel_udp,user_busy,... RUNS=3 WINDOW=64
-#                       RATE=0 (0: half the slowest saturation) SAT_SECS=10 FIXED_SECS=20 SIZE_MB=20
+#                       RATE=0 (0: half the slowest saturation) BURST=1 (pings due together at the fixed
+#                       rate) SAT_SECS=10 (0: none) FIXED_SECS=20 SIZE_MB=20
 #                       DUT_SMP=1
 # Exit: 0 all scenarios passed (or SKIP without an image), 1 a scenario failed, 2 setup error.
 set -eu
@@ -87,7 +88,7 @@ if [ -n "${BENCH:-}" ]; then
 	exec python3 "$HERE/bench.py" --image "$IMAGE" --data "$OUT/data.img" --out "$OUT" --accel "$ACCEL" \
 		--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-1}" --peer-smp "${PEER_SMP:-1}" \
 		--scenarios "${SCENARIOS:-pairs,tcp,anchor}" --size-mb "${SIZE_MB:-20}" --runs "${RUNS:-3}" \
-		--window "${WINDOW:-64}" --rate "${RATE:-0}" --sat-secs "${SAT_SECS:-10}" --fixed-secs "${FIXED_SECS:-20}" \
+		--window "${WINDOW:-64}" --rate "${RATE:-0}" --burst "${BURST:-1}" --sat-secs "${SAT_SECS:-10}" --fixed-secs "${FIXED_SECS:-20}" \
 		${MODES:+--modes "$MODES"} ${IC:+--icount "$IC"} --watchdog-us-run "${WATCHDOG_US_RUN:-0}"
 fi
 echo "vm-test: image $IMAGE, accel $ACCEL, reports in $OUT"
