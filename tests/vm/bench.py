@@ -489,7 +489,7 @@ def build_parser():
     p.add_argument("--modes", default=",".join(m[0] for m in modes()))
     p.add_argument("--window", type=int, default=64, help="pairs in flight (the peer's client)")
     p.add_argument("--rate", type=int, default=0, help="fixed offered rate, pairs/s (0: half the slowest saturation)")
-    p.add_argument("--runs", type=int, default=3, help="fixed-rate client runs per mode")
+    p.add_argument("--runs", type=int, default=5, help="fixed-rate client runs per mode")
     p.add_argument("--burst", type=int, default=1,
                    help="at the fixed rate, pings fall due in bursts of this many (1: evenly spaced)")
     p.add_argument("--sat-secs", type=int, default=10, help="saturation run length (0: no saturation phase)")
