@@ -116,7 +116,7 @@ class DryRun(unittest.TestCase):
     def bench_run(self, icount="2"):
         out = tempfile.mkdtemp(prefix="emtun-bench-")
         self.addCleanup(shutil.rmtree, out, True)
-        a = bench.build_parser().parse_args(["--image", "x", "--data", "y", "--out", out] +
+        a = bench.build_parser().parse_args(["--image", "x", "--data", "y", "--out", out, "--runs", "3"] +
                                             (["--icount", icount] if icount else []))
         a.modes = [m[0] for m in bench.modes()]
         a.g_env, a.watchdog_us_run = "TUN=emtunctl ", 2000000
