@@ -12,6 +12,8 @@
 #   make bench      criterion: zero-copy swap vs copy, batch 1..256
 #   make freebsd    FreeBSD amd64 binaries (cargo zigbuild off FreeBSD)
 #   make vm-test IMAGE=disk.img [ACCEL=tcg|kvm]   FreeBSD VM end-to-end test
+#   make vm-bench IMAGE=disk.img [ACCEL=tcg|kvm]  FreeBSD VM benchmark (DUT CPU per
+#                   pair, TCP/RTT through the tunnel, stock netmap bridge anchor)
 #   make install    (FreeBSD) emtunctl, the examples, the man pages, and the
 #                   service: rc.d script, devd rules (install-service alone)
 #   make kernel / install-kernel / module   see kmod-patch/Makefile
@@ -29,7 +31,7 @@ PYTHON=		if [ -x ${VENV}/bin/python3 ]; then ${VENV}/bin/python3 "$$@"; else pyt
 MANPAGES=	ctl/emtunctl.8 kmod-patch/man/netmap_tun.4 pkg/man/emtun.8
 
 .PHONY: all build run test setup fmt-check clippy clippy-freebsd docs cargo-test \
-	miri harness-unit pkg-unit lint unit man-lint freebsd bench vm-test \
+	miri harness-unit pkg-unit lint unit man-lint freebsd bench vm-test vm-bench \
 	install install-service uninstall kernel install-kernel module check-patch clean
 
 all: build
@@ -121,6 +123,11 @@ bench:
 
 vm-test:
 	@${TOOLPATH} IMAGE="${IMAGE}" ACCEL="${ACCEL}" sh tests/vm/run.sh
+
+# The benchmark of issue 10 (tests/vm/bench.py): DUT CPU per pair per mode,
+# TCP and RTT through the tunnel, the stock netmap bridge as the anchor.
+vm-bench:
+	@${TOOLPATH} IMAGE="${IMAGE}" ACCEL="${ACCEL}" BENCH=1 sh tests/vm/run.sh
 
 install: install-service
 	install -d ${DESTDIR}${PREFIX}/sbin ${DESTDIR}${PREFIX}/bin \

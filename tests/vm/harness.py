@@ -76,6 +76,11 @@ class VM:
     # -- QEMU -------------------------------------------------------------------------------
     def start(self, image, data_disk, netdev, mac, smp, mem):
         accel = "tcg,thread=multi" if self.a.accel == "tcg" else self.a.accel
+        # --icount SHIFT (the DUT only, TCG): guest time = instructions x 2^SHIFT ns, so guest CPU
+        # accounting counts guest instructions, not host time; needs single-threaded TCG
+        icount = getattr(self.a, "icount", None) if self.name == "dut" and self.a.accel == "tcg" else None
+        if icount is not None:
+            accel = "tcg,thread=single"
         cmd = [
             self.a.qemu, "-name", self.name, "-nodefaults", "-no-user-config",
             "-machine", "pc", "-accel", accel, "-smp", str(smp), "-m", str(mem),
@@ -89,6 +94,8 @@ class VM:
         ]
         if self.a.accel == "kvm":
             cmd += ["-cpu", "host"]
+        if icount is not None:
+            cmd += ["-icount", icount if "=" in str(icount) else "shift=%s,sleep=on" % icount]
         self.qemu_cmd = cmd
         log("%s: %s" % (self.name, " ".join(shlex.quote(c) for c in cmd)))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -1784,6 +1791,9 @@ def main():
                    help="watchdog_us while tunnels run in the scenarios other than watchdog/soak "
                         "(default: 10000 with kvm; 2000000 with tcg, where a 1 ms poll loop sees gaps of "
                         "tens of ms and a 10 ms watchdog fires falsely)")
+    p.add_argument("--icount", default=None, metavar="SHIFT",
+                   help="TCG only: run the DUT with -icount shift=SHIFT,sleep=on (or -icount SPEC when it "
+                        "holds a '=') and -accel tcg,thread=single (deterministic guest time; default off)")
     a = p.parse_args()
     a.scenarios = [s.lower() for s in a.scenarios.split(",") if s]  # F1 = f1
     a.g_env = "" if a.tunnel == "auto" else "TUN=%s " % a.tunnel

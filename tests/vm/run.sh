@@ -14,6 +14,14 @@
 #   VM_BIN_DIR=dir      use prebuilt FreeBSD binaries (emtunctl fwd pingpong probe) instead of building
 #   VM_OUT=dir          where reports go (default target/vm-test/<timestamp>)
 #   QEMU=qemu-system-x86_64
+#   ICOUNT=SHIFT        TCG: the DUT runs with -icount shift=SHIFT,sleep=on (or -icount ICOUNT when it
+#                       holds a '='), -accel tcg,thread=single (default off; see tests/vm/README.md)
+#   BENCH=1             the benchmark (tests/vm/bench.py, `make vm-bench`) instead of the scenarios:
+#                       SCENARIOS=pairs,tcp,anchor MODES=kernel_udp,user_busy,... RUNS=5 (3 with
+#                       ICOUNT) WINDOW=64
+#                       RATE=0 (0: half the slowest saturation) BURST=1 (pings due together at the fixed
+#                       rate) SAT_SECS=10 (0: none) FIXED_SECS=20 SIZE_MB=20
+#                       DUT_SMP=1
 # Exit: 0 all scenarios passed (or SKIP without an image), 1 a scenario failed, 2 setup error.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -73,6 +81,20 @@ rm -f "$OUT/data.img"
 mkfs.vfat -n EMTUN -C "$OUT/data.img" $KB >/dev/null
 MTOOLS_SKIP_CHECK=1 mcopy -s -i "$OUT/data.img" "$D/emtun" ::/
 
+if [ -n "${BENCH:-}" ]; then
+	# make vm-bench: the benchmark (tests/vm/bench.py) on the same VMs; DUT one vCPU. ICOUNT=SHIFT
+	# (or a full -icount spec) runs the DUT under instruction counting (TCG only); off by default:
+	# on QEMU 7.2 the image does not get past the BIOS under -icount. Without it, 5 runs per mode.
+	IC=${ICOUNT:-off}
+	[ "$IC" = off ] || [ "$ACCEL" != tcg ] && IC=
+	RUNS=${RUNS:-$([ -n "$IC" ] && echo 3 || echo 5)}
+	echo "vm-bench: image $IMAGE, accel $ACCEL${IC:+ (DUT: -icount shift=$IC)}, reports in $OUT"
+	exec python3 "$HERE/bench.py" --image "$IMAGE" --data "$OUT/data.img" --out "$OUT" --accel "$ACCEL" \
+		--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-1}" --peer-smp "${PEER_SMP:-1}" \
+		--scenarios "${SCENARIOS:-pairs,tcp,anchor}" --size-mb "${SIZE_MB:-20}" --runs "$RUNS" \
+		--window "${WINDOW:-64}" --rate "${RATE:-0}" --burst "${BURST:-1}" --sat-secs "${SAT_SECS:-10}" --fixed-secs "${FIXED_SECS:-20}" \
+		${MODES:+--modes "$MODES"} ${IC:+--icount "$IC"} --watchdog-us-run "${WATCHDOG_US_RUN:-0}"
+fi
 echo "vm-test: image $IMAGE, accel $ACCEL, reports in $OUT"
 exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$OUT" --accel "$ACCEL" \
 	--qemu "$QEMU" --nic "${NIC:-e1000}" --mem "${MEM:-1024}" --dut-smp "${DUT_SMP:-2}" --peer-smp "${PEER_SMP:-1}" \
@@ -81,4 +103,5 @@ exec python3 "$HERE/harness.py" --image "$IMAGE" --data "$OUT/data.img" --out "$
 	--watchdog-us-run "${WATCHDOG_US_RUN:-0}" --tunnel "${TUNNEL:-auto}" \
 	--mixsoak-cycles "${MIXSOAK_CYCLES:-100}" --noflap-cycles "${NOFLAP_CYCLES:-10}" --hwd-runs "${HWD_RUNS:-3}" \
 	--wakeups-idle-s "${WAKEUPS_IDLE_S:-10}" \
-	--f1-pkts "${F1_PKTS:-0}" --f7-cycles "${F7_CYCLES:-30}" --f8-runs "${F8_RUNS:-30}"
+	--f1-pkts "${F1_PKTS:-0}" --f7-cycles "${F7_CYCLES:-30}" --f8-runs "${F8_RUNS:-30}" \
+	${ICOUNT:+--icount "$ICOUNT"}
