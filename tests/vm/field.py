@@ -189,7 +189,7 @@ class Field:
         _, n2, _ = self.dut.g("nicstat", 30)
         k2 = self.kstate()
         loss = H.num(fl.get("ping_loss_pct"))
-        t.ok(loss is not None and loss < 0.1, "peer: ping -f -c 5000 -s 1472 into the DUT loses < 0.1 %%",
+        t.ok(loss is not None and loss < 0.1, "peer: ping -f -c 5000 -s 1472 into the DUT loses < 0.1 %",
              loss_pct=loss, tx=fl.get("ping_tx"), rx=fl.get("ping_rx"), rtt_avg_ms=fl.get("rtt_avg_ms"))
         flood_d = {"dut": {k: int(H.num(n2.get(k), 0) - H.num(n1.get(k), 0)) for k in n2
                            if H.num(n2.get(k)) is not None and H.num(n2.get(k), 0) != H.num(n1.get(k), 0)},
