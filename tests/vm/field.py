@@ -344,11 +344,14 @@ class Field:
               f3_dmesg_reconfig=H.num(dm.get("dm_reconfig")), f3_dmesg_reconfig_revoke=H.num(dm.get("dm_reconfig_revoke")))
 
     def f3_pings(self, t, label, size):
+        _, d0, _ = self.dut.g("ipstat", 30)
         _, a, _ = self.dut.g("pingsz %s 5 %d" % (H.PEER_IP, size), 60)
         _, b, _ = self.peer.g("pingsz %s 5 %d" % (H.DUT_IP, size), 60)
+        _, d1, _ = self.dut.g("ipstat", 30)
         good = loss0(a) and loss0(b)
         t.ok(good, "%s: %d-byte pings (-D) both ways, 0 %% loss" % (label, size),
-             dut_to_peer=a.get("ping_loss_pct"), peer_to_dut=b.get("ping_loss_pct"))
+             dut_to_peer=a.get("ping_loss_pct"), peer_to_dut=b.get("ping_loss_pct"), dut_ip_errors=ip_errors(d0, d1),
+             dut_ip_received=int(H.num(d1.get("ip.total_packets_received"), 0) - H.num(d0.get("ip.total_packets_received"), 0)))
         return good
 
     def f3_jumbo(self, t, nm0):
