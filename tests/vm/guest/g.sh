@@ -466,10 +466,14 @@ pingafter() {
 	pingseq "$@"
 }
 
-# udpblast HOST PORT SECS: kernel UDP to HOST:PORT as fast as nc sends it, for SECS
+# udpblast HOST PORT MB: MB of kernel UDP to HOST:PORT as fast as nc sends it (bounded by
+# dd's count; timeout(1) kills every descendant if it takes longer than 120 s)
 udpblast() {
-	timeout -s INT "$3" sh -c "dd if=/dev/zero bs=1k 2>/dev/null | dd bs=1k 2>/tmp/udpblast.dd | nc -u $1 $2" >/dev/null 2>&1
-	kv udp_sent_kb "$(awk '/records out/ { split($1, a, "+"); print a[1] }' /tmp/udpblast.dd)"
+	t0=$(date +%s)
+	timeout 120 sh -c "dd if=/dev/zero bs=1k count=$(( $3 * 1024 )) 2>/tmp/udpblast.dd | nc -u -w 1 $1 $2" >/dev/null 2>&1
+	kv udp_rc $?
+	kv udp_s $(( $(date +%s) - t0 ))
+	kv udp_bytes "$(awk '/bytes transferred/ { print $1 }' /tmp/udpblast.dd)"
 }
 
 # pktgen COUNT RATE LEN SECS: netmap's pkt-gen floods em0 (-f tx; its default broadcast UDP frames)
