@@ -1292,6 +1292,9 @@ class Run(field.Field):
                  "rtt_avg_ms": num(pk.get("rtt_avg_ms")), "rtt_max_ms": num(pk.get("rtt_max_ms")),
                  "loss_pct": num(pk.get("ping_loss_pct")), "max_wait_us": num(after.get("k.stats.max_wait_us")),
                  "max_gap_us": num(after.get("k.stats.max_gap_us"))}
+            if r["revoke_watchdog"]:
+                _, kl = self.dut.run("dmesg -a | grep 'netmap_tun: watchdog revoke' | tail -1", 30)
+                r["kernel"] = kl.strip()
             modes[mode] = r
             t.ok(r["state_after_idle"] == "tunneled" and r["revoke_watchdog_idle"] == 0,
                  "%s: %d s on an idle link with a 10 ms watchdog: still tunneled, no revoke" % (mode, idle), **r)
