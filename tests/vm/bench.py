@@ -474,15 +474,7 @@ def markdown(report):
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image", required=True)
-    p.add_argument("--data", required=True, help="FAT disk image with emtun/{bin,g.sh}")
-    p.add_argument("--out", required=True)
-    p.add_argument("--accel", default="tcg", choices=["tcg", "kvm"])
-    p.add_argument("--qemu", default="qemu-system-x86_64")
-    p.add_argument("--nic", default="e1000")
-    p.add_argument("--mem", type=int, default=1024)
-    p.add_argument("--dut-smp", type=int, default=1)
-    p.add_argument("--peer-smp", type=int, default=1)
+    harness.add_vm_args(p, dut_smp=1)
     p.add_argument("--icount", default=None, metavar="SHIFT",
                    help="TCG: the DUT under -icount shift=SHIFT, tcg,thread=single (deterministic guest time)")
     p.add_argument("--scenarios", default=",".join(BENCH_SCENARIOS))

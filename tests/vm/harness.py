@@ -1764,8 +1764,8 @@ def parse_pingpong(text):
 field.H = sys.modules[__name__]
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_vm_args(p, dut_smp):
+    """The options of the two VMs, shared with bench.py."""
     p.add_argument("--image", required=True)
     p.add_argument("--data", required=True, help="FAT disk image with emtun/{bin,g.sh}")
     p.add_argument("--out", required=True)
@@ -1773,8 +1773,13 @@ def main():
     p.add_argument("--qemu", default="qemu-system-x86_64")
     p.add_argument("--nic", default="e1000", help="e1000 (82540EM) or e1000e (82574)")
     p.add_argument("--mem", type=int, default=1024)
-    p.add_argument("--dut-smp", type=int, default=2)
+    p.add_argument("--dut-smp", type=int, default=dut_smp)
     p.add_argument("--peer-smp", type=int, default=1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_vm_args(p, dut_smp=2)
     p.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
     p.add_argument("--size-mb", type=int, default=100)
     p.add_argument("--tcp-timeout", type=int, default=600)
