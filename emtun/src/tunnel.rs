@@ -231,10 +231,19 @@ impl<B: Backend> Tunnel<B> {
     /// is released (descriptor closed, memory unmapped) and every later
     /// call returns `Revoked`.
     pub fn round<A: App + ?Sized>(&mut self, app: &mut A) -> Result<usize, Error> {
+        self.on_port(|port, engine| Self::round_on(port, engine, app))
+    }
+
+    /// Runs `f` on the port: `Revoked` once it was released, and a fatal
+    /// error ([`Error::is_fatal`]) releases it.
+    fn on_port<T>(
+        &mut self,
+        f: impl FnOnce(&mut Port<B>, &mut Engine) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let Some(port) = self.port.as_mut() else {
             return Err(netmap_user::Error::Revoked.into());
         };
-        let r = Self::round_on(port, &mut self.engine, app);
+        let r = f(port, &mut self.engine);
         if matches!(&r, Err(e) if e.is_fatal()) {
             self.port = None;
         }
@@ -275,17 +284,7 @@ impl<B: Backend> Tunnel<B> {
     /// Blocks in `poll(2)` on the port for at most `d`; netmap's poll syncs
     /// the rings, so this is also a heartbeat.
     fn wait(&mut self, d: Duration) -> Result<(), Error> {
-        let r = match self.port.as_mut() {
-            Some(p) => p.wait(Some(d)),
-            None => Err(netmap_user::Error::Revoked),
-        };
-        if let Err(e) = r {
-            if e.is_fatal() {
-                self.port = None;
-            }
-            return Err(e.into());
-        }
-        Ok(())
+        self.on_port(|port, _| Ok(port.wait(Some(d))?))
     }
 
     /// The poll mode of this tunnel.
