@@ -136,14 +136,10 @@ impl std::str::FromStr for CpuWindowArg {
 
 /// kern.cp_time summed over CPUs: user, nice, sys, intr, idle (stathz ticks).
 fn cp_time() -> [u64; 5] {
-    let buf = Kern.get_bytes("kern.cp_time").unwrap_or_default();
-    let mut out = [0u64; 5];
-    if buf.len() == 40 {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u64::from_ne_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        }
-    }
-    out
+    Kern.get_u64s("kern.cp_time")
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .unwrap_or_default()
 }
 
 /// Microseconds the idle threads have run (`ki_runtime` of pid 11, the

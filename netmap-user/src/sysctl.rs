@@ -67,6 +67,25 @@ pub trait Sysctl {
     /// [`SysctlError::Invalid`] for values outside `i32::MIN..=u32::MAX`;
     /// others as sysctl(3) (the handler's errno).
     fn set_int(&self, name: &str, value: i64) -> Result<(), SysctlError>;
+    /// An array of 64-bit values (`long[]` on amd64, e.g. `kern.cp_time`),
+    /// in the host's byte order.
+    ///
+    /// # Errors
+    /// [`SysctlError::BadSize`] when the size is not a multiple of 8;
+    /// others as sysctl(3).
+    fn get_u64s(&self, name: &str) -> Result<Vec<u64>, SysctlError> {
+        let b = self.get_bytes(name)?;
+        if b.len() % 8 != 0 {
+            return Err(SysctlError::BadSize(b.len()));
+        }
+        Ok(b.chunks_exact(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                u64::from_ne_bytes(w)
+            })
+            .collect())
+    }
     /// Names (last component) of the immediate children of a node.
     ///
     /// # Errors
@@ -532,6 +551,12 @@ pub mod mem {
             );
             m.set_int("dev.em.1.tunnel.enable", 1).unwrap();
             assert_eq!(m.get_int("dev.em.1.tunnel.enable").unwrap(), 1);
+            assert_eq!(m.get_u64s("dev.em.1.tunnel.stats.enter").unwrap(), vec![3]);
+            assert_eq!(
+                m.get_u64s("dev.em.0.%desc"),
+                Err(SysctlError::BadSize(5)),
+                "5 bytes of text are no u64 array"
+            );
             m.fail_writes("dev.em.1.tunnel.enable", SysctlError::NotSupported);
             assert_eq!(
                 m.set_int("dev.em.1.tunnel.enable", 1),

@@ -45,15 +45,11 @@ fn sysctl_str(name: &str) -> Option<String> {
 }
 
 /// kern.cp_time: user, nice, sys, intr, idle ticks summed over CPUs.
-fn cp_time() -> [i64; 5] {
-    let buf = Kern.get_bytes("kern.cp_time").unwrap_or_default();
-    let mut out = [0i64; 5];
-    if buf.len() == 40 {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = i64::from_ne_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
-        }
-    }
-    out
+fn cp_time() -> [u64; 5] {
+    Kern.get_u64s("kern.cp_time")
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .unwrap_or_default()
 }
 
 fn ncpu() -> i64 {
@@ -77,9 +73,9 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-fn cp_json(a: [i64; 5], b: [i64; 5]) -> String {
-    let d: Vec<i64> = (0..5).map(|i| b[i] - a[i]).collect();
-    let tot: i64 = d.iter().sum::<i64>().max(1);
+fn cp_json(a: [u64; 5], b: [u64; 5]) -> String {
+    let d: Vec<u64> = (0..5).map(|i| b[i].saturating_sub(a[i])).collect();
+    let tot: u64 = d.iter().sum::<u64>().max(1);
     let busy = (tot - d[4]) as f64 * 100.0 / tot as f64;
     // busy is the share of all guest CPUs; busy_cpus is in units of one CPU (0..ncpu)
     format!(
