@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import sys
 import time
 
@@ -475,8 +474,6 @@ def markdown(report):
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     harness.add_vm_args(p, dut_smp=1)
-    p.add_argument("--icount", default=None, metavar="SHIFT",
-                   help="TCG: the DUT under -icount shift=SHIFT, tcg,thread=single (deterministic guest time)")
     p.add_argument("--scenarios", default=",".join(BENCH_SCENARIOS))
     p.add_argument("--modes", default=",".join(m[0] for m in modes()))
     p.add_argument("--window", type=int, default=64, help="pairs in flight (the peer's client)")
@@ -521,26 +518,13 @@ def main(argv=None):
         p.error("unknown modes (have %s)" % known)
     if "kernel_udp" not in a.modes:
         a.modes.insert(0, "kernel_udp")  # every ratio is against it
-    a.g_env = "" if a.tunnel == "auto" else "TUN=%s " % a.tunnel
-    if not a.watchdog_us_run:
-        a.watchdog_us_run = 10000 if a.accel == "kvm" else 2000000
     if a.icount is not None and a.accel != "tcg":
         p.error("--icount needs --accel tcg")
-    os.makedirs(a.out, exist_ok=True)
-
-    def on_signal(signum, frame):
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    harness.settle(a)
     r = Bench(a)
     r.report["kind"] = "vm-bench"
     r.report["icount_shift"] = a.icount
-    try:
-        r.run()
-    finally:
-        for vm in (r.dut, r.peer):
-            if vm:
-                vm.kill()
+    harness.run_and_kill(r)
     rep = r.report
     rep["summary"] = summary(rep)
     with open(os.path.join(a.out, "report.json"), "w") as f:

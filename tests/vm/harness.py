@@ -1775,6 +1775,34 @@ def add_vm_args(p, dut_smp):
     p.add_argument("--mem", type=int, default=1024)
     p.add_argument("--dut-smp", type=int, default=dut_smp)
     p.add_argument("--peer-smp", type=int, default=1)
+    p.add_argument("--icount", default=None, metavar="SHIFT",
+                   help="TCG only: run the DUT with -icount shift=SHIFT,sleep=on (or -icount SPEC when it "
+                        "holds a '=') and -accel tcg,thread=single (deterministic guest time; default off)")
+
+
+def settle(a):
+    """What both entry points (this and bench.py) derive from their options: the tunnel binary
+    for g.sh, the running watchdog period, the report directory; SIGTERM and SIGHUP end the run
+    through run_and_kill, so the VMs never outlive it."""
+    a.g_env = "" if a.tunnel == "auto" else "TUN=%s " % a.tunnel
+    if not a.watchdog_us_run:
+        a.watchdog_us_run = 10000 if a.accel == "kvm" else 2000000
+    os.makedirs(a.out, exist_ok=True)
+
+    def on_signal(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+
+def run_and_kill(r):
+    """r.run(), then both VMs are killed, whatever happened."""
+    try:
+        return r.run()
+    finally:
+        for vm in (r.dut, r.peer):
+            if vm:
+                vm.kill()
 
 
 def main():
@@ -1802,34 +1830,17 @@ def main():
                    help="watchdog_us while tunnels run in the scenarios other than watchdog/soak "
                         "(default: 10000 with kvm; 2000000 with tcg, where a 1 ms poll loop sees gaps of "
                         "tens of ms and a 10 ms watchdog fires falsely)")
-    p.add_argument("--icount", default=None, metavar="SHIFT",
-                   help="TCG only: run the DUT with -icount shift=SHIFT,sleep=on (or -icount SPEC when it "
-                        "holds a '=') and -accel tcg,thread=single (deterministic guest time; default off)")
     a = p.parse_args()
     a.scenarios = [s.lower() for s in a.scenarios.split(",") if s]  # F1 = f1
-    a.g_env = "" if a.tunnel == "auto" else "TUN=%s " % a.tunnel
     if not a.f1_pkts:
         a.f1_pkts = 2000000 if a.accel == "kvm" else 300000
-    if not a.watchdog_us_run:
-        a.watchdog_us_run = 10000 if a.accel == "kvm" else 2000000
     bad = [s for s in a.scenarios if s not in ALL_SCENARIOS]
     if bad:
         p.error("unknown scenarios %s (have %s)" % (bad, ALL_SCENARIOS))
     a.scenarios.sort(key=ALL_SCENARIOS.index)  # the documented order: service (a reboot) last
-    os.makedirs(a.out, exist_ok=True)
-
-    def on_signal(signum, frame):
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    settle(a)
     r = Run(a)
-    ok = False
-    try:
-        ok = r.run()
-    finally:
-        for vm in (r.dut, r.peer):
-            if vm:
-                vm.kill()
+    ok = run_and_kill(r)
     rep = r.report
     npass = sum(1 for s in rep["scenarios"].values() if s["passed"])
     nfail = len(rep["scenarios"]) - npass
