@@ -13,6 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
+import field  # noqa: E402
 
 
 class Parsers(unittest.TestCase):
@@ -518,7 +519,8 @@ class FieldFakeVM:
             self.other.host_in += int(a[1])  # the peer floods, the DUT's kernel counts
             kv = {"pktgen_rc": "0", "pktgen_sent": a[1], "pktgen_secs": "9.1", "pktgen_speed": "33.0Kpps"}
         elif sub in ("pingsz", "pingstat", "flood", "pingres"):
-            kv = {"ping_loss_pct": "0.0", "ping_tx": "5", "ping_rx": "5", "ping_first_seq": "8", "ping_max_gap_pkts": "0"}
+            kv = {"ping_loss_pct": "0.0", "ping_tx": "5", "ping_rx": "5", "ping_first_seq": "8", "ping_max_gap_pkts": "0",
+                  "ping_last_seq": "4", "ping_lost_before_last": "0"}
         elif sub == "bg":
             self.rc.pop(a[1], None)
             kv = {"pid": str(self.pid + 1)}
@@ -542,9 +544,10 @@ class FieldFakeVM:
         elif sub == "ctl" and a[1] == "status":
             out = ("out: IFACE  STATE     OWNER  HOST_DROP  MAX_GAP\nout: em0    %s  1 (x)  %d          5ms\n"
                    % (self.state, self.host_drop))
-        elif sub == "stoploop":
-            kinds = ("kill9", "term", "admin")
-            kv = {"stop.%d" % i: "%s,rc=0,armed=1,ping=1,mbufs=2048/1024" % kinds[i % 3] for i in range(int(a[1]))}
+        elif sub == "cycles":
+            name, kinds = a[1], a[2].split()
+            kv = {"%s.%d" % (name, i): "%s,rc=0,armed=1,ping=1,mbufs=2048/1024" % kinds[i % len(kinds)]
+                  for i in range(int(a[3]))}
         elif sub == "leaks":
             kv = {"vm_netmap_inuse": "10", "vm_netmap_memuse": "400K", "mbuf_current": "2048", "netmap_fds": "0"}
         elif sub == "k":
@@ -636,6 +639,14 @@ class FieldDryRun(unittest.TestCase):
         t, text, r = self.run_field("f5", broken=("notcpdump",))
         self.assertEqual(t.failed, 0, text)
         self.assertIn("# SKIP tcpdump is not in the image", text)
+
+    def test_sigint_ping_loss_rule(self):
+        # F5's ping is ended by SIGINT: the request sent just before the signal is not a loss
+        self.assertTrue(field.lost0_sigint({"ping_tx": "207", "ping_last_seq": "205", "ping_lost_before_last": "0"}))
+        self.assertTrue(field.lost0_sigint({"ping_tx": "207", "ping_last_seq": "206", "ping_lost_before_last": "0"}))
+        self.assertFalse(field.lost0_sigint({"ping_tx": "207", "ping_last_seq": "206", "ping_lost_before_last": "1"}))
+        self.assertFalse(field.lost0_sigint({"ping_tx": "207", "ping_last_seq": "204", "ping_lost_before_last": "0"}))
+        self.assertFalse(field.lost0_sigint({"ping_tx": "207"}))
 
     def test_f2_late_ping_fails(self):
         t, text, r = self.run_field("f2", broken=("lateping",))

@@ -70,9 +70,12 @@ pingres() {
 	awk '
 		/packets transmitted/ { print "ping_tx=" $1; print "ping_rx=" $4; l=$7; sub("%","",l); print "ping_loss_pct=" l }
 		/round-trip/ { split($4, a, "/"); print "rtt_avg_ms=" a[2]; print "rtt_max_ms=" a[3] }' /tmp/$1.ping
-	# longest run of missing icmp_seq numbers = outage in packets
-	awk -F'icmp_seq=' '/icmp_seq=/{ split($2, a, " "); s=a[1]+0; if (!seen) first=s; if (seen && s-last-1 > gap) gap=s-last-1; last=s; seen=1 }
-		END { print "ping_max_gap_pkts=" gap+0; if (seen) print "ping_first_seq=" first }' /tmp/$1.ping
+	# longest run of missing icmp_seq numbers = outage in packets; replies missing before the
+	# last one answered (a ping ended by SIGINT may have one request still in flight after it)
+	awk -F'icmp_seq=' '/icmp_seq=/{ split($2, a, " "); s=a[1]+0; if (!seen) first=s; if (seen && s-last-1 > gap) gap=s-last-1; last=s; seen=1
+			if (!(s in got)) { got[s]=1; n++ }; if (s > hi) hi=s }
+		END { print "ping_max_gap_pkts=" gap+0; if (seen) { print "ping_first_seq=" first; print "ping_last_seq=" hi;
+			print "ping_lost_before_last=" hi + 1 - n } }' /tmp/$1.ping
 }
 
 # mkblob MB: random payload and its sha256
@@ -377,45 +380,50 @@ waitstate() {
 	[ "$(sysctl -n $SYS.state)" = "$1" ]
 }
 
-# soakloop N RUN_WD_US: N tunnel cycles, cycle I ends by kind I % 4: kill -9, SIGSTOP + 10 ms
-# watchdog, admin revoke, SIGTERM. Each cycle must end in state armed with ping working.
-# Prints soak.I=KIND,rc=RC,armed=0|1,ping=0|1 per cycle and soak_ok / soak_bad.
+# cycles NAME "KIND..." N RUN_WD_US SETTLE_S: N tunnels (named NAME) that run SETTLE_S seconds,
+# then end by the KINDs in turn: kill9, stop (SIGSTOP; a ping is the work that lets a 10 ms
+# watchdog revoke it; SIGCONT), admin (revoke), adminterm (revoke, then SIGTERM), term.
+# Each cycle must end in state armed with ping working. Prints
+# NAME.I=KIND,rc=RC,armed=0|1,ping=0|1,mbufs=M/C per cycle, then NAME_ok and NAME_bad.
+# mixsoak: cycles soak "kill9 stop admin term" N WD 0.2; F7: cycles stop "kill9 term adminterm" N WD 1.
 # (Own variable names: tun, tunstart and waitstate use i and j.)
-soakloop() {
-	sk_n=$1; sk_ok=0; sk_bad=0; sk_i=0
-	while [ $sk_i -lt "$sk_n" ]; do
-		case $((sk_i % 4)) in 0) sk_kind=kill9;; 1) sk_kind=stop;; 2) sk_kind="admin";; 3) sk_kind=term;; esac
-		sysctl -q $SYS.watchdog_us="${2:-2000000}" >/dev/null
-		if ! tun sk default >/tmp/sk.start 2>&1; then
-			kv soak.$sk_i "$sk_kind,start_failed"; sk_bad=$((sk_bad + 1)); sk_i=$((sk_i + 1)); continue
+cycles() {
+	cy_name=$1; cy_kinds=$2; cy_n=$3; cy_wd=${4:-2000000}; cy_settle=${5:-0.2}
+	cy_nk=$(echo $cy_kinds | wc -w); cy_ok=0; cy_bad=0; cy_i=0
+	while [ $cy_i -lt "$cy_n" ]; do
+		cy_k=$(echo $cy_kinds | cut -d' ' -f$(( cy_i % cy_nk + 1 )))
+		sysctl -q $SYS.watchdog_us="$cy_wd" >/dev/null
+		if ! tun "$cy_name" default >/tmp/"$cy_name".start 2>&1; then
+			kv "$cy_name.$cy_i" "$cy_k,start_failed"; cy_bad=$((cy_bad + 1)); cy_i=$((cy_i + 1)); continue
 		fi
-		sk_pid=$(cat /tmp/sk.pid)
-		sleep 0.2
-		case $sk_kind in
-		kill9) kill -9 "$sk_pid";;
-		# the watchdog revokes a stopped owner once work waits for it: a ping is that work
-		stop) sysctl -q $SYS.watchdog_us=10000 >/dev/null; kill -STOP "$sk_pid"
+		cy_pid=$(cat /tmp/"$cy_name".pid)
+		sleep "$cy_settle"
+		case $cy_k in
+		kill9) kill -9 "$cy_pid";;
+		stop) sysctl -q $SYS.watchdog_us=10000 >/dev/null; kill -STOP "$cy_pid"
 			ping -c 2 -i 0.1 -t 2 $PEER_IP >/dev/null 2>&1 &
-			waitstate revoked 10 >/dev/null; kill -CONT "$sk_pid";;
+			waitstate revoked 10 >/dev/null; kill -CONT "$cy_pid";;
 		admin) sysctl -q $SYS.revoke=1 >/dev/null;;
-		term) kill -TERM "$sk_pid";;
+		adminterm) sysctl -q $SYS.revoke=1 >/dev/null; sleep 0.2; kill -TERM "$cy_pid" 2>/dev/null;;
+		term) kill -TERM "$cy_pid";;
 		esac
-		sk_w=0
-		while [ $sk_w -lt 200 ] && [ ! -f /tmp/sk.rc ]; do sleep 0.05; sk_w=$((sk_w + 1)); done
-		sk_rc=$(cat /tmp/sk.rc 2>/dev/null || echo running)
-		[ "$sk_rc" = running ] && kill -9 "$sk_pid" 2>/dev/null
-		sk_a=0; waitstate armed 10 >/dev/null && sk_a=1
-		sk_p=0; ping -c 1 -t 2 $PEER_IP >/dev/null 2>&1 && sk_p=1
-		kv soak.$sk_i "$sk_kind,rc=$sk_rc,armed=$sk_a,ping=$sk_p"
-		if [ $sk_a = 1 ] && [ $sk_p = 1 ] && [ "$sk_rc" != running ]; then
-			sk_ok=$((sk_ok + 1))
+		cy_w=0
+		while [ $cy_w -lt 200 ] && [ ! -f /tmp/"$cy_name".rc ]; do sleep 0.05; cy_w=$((cy_w + 1)); done
+		cy_rc=$(cat /tmp/"$cy_name".rc 2>/dev/null || echo running)
+		[ "$cy_rc" = running ] && kill -9 "$cy_pid" 2>/dev/null
+		cy_a=0; waitstate armed 10 >/dev/null && cy_a=1
+		cy_p=0; ping -c 3 -i 0.2 -o -t 5 $PEER_IP >/dev/null 2>&1 && cy_p=1
+		cy_mb=$(netstat -m | awk -F/ '/mbufs in use/ { m=$1 } /mbuf clusters in use/ { c=$1 } END { print m "/" c }')
+		kv "$cy_name.$cy_i" "$cy_k,rc=$cy_rc,armed=$cy_a,ping=$cy_p,mbufs=$cy_mb"
+		if [ $cy_a = 1 ] && [ $cy_p = 1 ] && [ "$cy_rc" != running ]; then
+			cy_ok=$((cy_ok + 1))
 		else
-			sk_bad=$((sk_bad + 1))
+			cy_bad=$((cy_bad + 1))
 		fi
-		sk_i=$((sk_i + 1))
+		cy_i=$((cy_i + 1))
 	done
-	kv soak_ok $sk_ok
-	kv soak_bad $sk_bad
+	kv "${cy_name}_ok" $cy_ok
+	kv "${cy_name}_bad" $cy_bad
 }
 
 # --- field cases (issue 13; tests/vm/field.py) ----------------------------------------------
@@ -558,37 +566,6 @@ dnew() {
 	kv dm_reconfig_revoke "$(grep -c 'reconfig revoke of pid' /tmp/dm.new)"
 	kv dm_linkdown "$(grep -c "$IF: link state changed to DOWN" /tmp/dm.new)"
 	sed 's/^/dmesg: /' /tmp/dm.new | tail -"${2:-40}"
-}
-
-# stoploop N RUN_WD_US: N tunnels stopped (under the load the host started), cycle I by kind
-# I % 3: kill -9, SIGTERM, admin revoke + SIGTERM. Prints stop.I=KIND,rc=RC,armed=0|1,ping=0|1.
-stoploop() {
-	sl_n=$1; sl_i=0; sl_bad=0
-	while [ $sl_i -lt "$sl_n" ]; do
-		case $((sl_i % 3)) in 0) sl_k=kill9;; 1) sl_k=term;; 2) sl_k="admin";; esac
-		sysctl -q $SYS.watchdog_us="${2:-2000000}" >/dev/null
-		if ! tun sl default >/tmp/sl.start 2>&1; then
-			kv stop.$sl_i "$sl_k,start_failed"; sl_bad=$((sl_bad + 1)); sl_i=$((sl_i + 1)); continue
-		fi
-		sl_pid=$(cat /tmp/sl.pid)
-		sleep 1
-		case $sl_k in
-		kill9) kill -9 "$sl_pid";;
-		term) kill -TERM "$sl_pid";;
-		admin) sysctl -q $SYS.revoke=1 >/dev/null; sleep 0.2; kill -TERM "$sl_pid" 2>/dev/null;;
-		esac
-		sl_w=0
-		while [ $sl_w -lt 200 ] && [ ! -f /tmp/sl.rc ]; do sleep 0.05; sl_w=$((sl_w + 1)); done
-		sl_rc=$(cat /tmp/sl.rc 2>/dev/null || echo running)
-		[ "$sl_rc" = running ] && kill -9 "$sl_pid" 2>/dev/null
-		sl_a=0; waitstate armed 10 >/dev/null && sl_a=1
-		sl_p=0; ping -c 3 -i 0.2 -o -t 5 $PEER_IP >/dev/null 2>&1 && sl_p=1
-		sl_mb=$(netstat -m | awk -F/ '/mbufs in use/ { m=$1 } /mbuf clusters in use/ { c=$1 } END { print m "/" c }')
-		kv stop.$sl_i "$sl_k,rc=$sl_rc,armed=$sl_a,ping=$sl_p,mbufs=$sl_mb"
-		[ $sl_a = 1 ] && [ $sl_p = 1 ] && [ "$sl_rc" != running ] || sl_bad=$((sl_bad + 1))
-		sl_i=$((sl_i + 1))
-	done
-	kv stop_bad $sl_bad
 }
 
 cmd=$1; shift
