@@ -25,6 +25,9 @@ def loss0(kv):
     return kv.get("ping_loss_pct") in ("0.0", "0")
 
 
+F2_SINK_PORT = 5099  # the peer's UDP listener for F2's blast
+
+
 def lost0_sigint(kv):
     """No reply missing from a ping ended by SIGINT: none before the last one answered, and at most
     the one request sent just before the signal after it."""
@@ -55,6 +58,19 @@ def status_column(text, column, iface="em0"):
     i = head.index(" " + column + " ") + 1 if (" " + column + " ") in head else head.index(" " + column) + 1
     cell = row[i:].split()
     return cell[0] if cell else None
+
+
+def watch_drops(text):
+    """The DROP deltas ("+N") of `emtunctl watch`'s lines (the header repeats; "total" rows are
+    absolute and skipped)."""
+    out, col = [], None
+    for line in text.splitlines():
+        f = line.split()
+        if f[:1] == ["TIME"] and "DROP" in f:
+            col = f.index("DROP")
+        elif col is not None and len(f) > col and f[0] != "total" and f[col].startswith("+"):
+            out.append(int(H.num(f[col][1:], 0)))
+    return out
 
 
 def parse_icmp(text):
@@ -298,19 +314,36 @@ class Field:
              lost_seqs=lost_after, answered=ps.get("ping_seqs"), loss_pct=ps.get("ping_loss_pct"))
         st_ok = mid.get("k.state") == "tunneled" and self.f_alive("f2s")
         t.ok(st_ok, "pingpong server still tunneled after the load", state=mid.get("k.state"))
-        # beyond the issue's load (which may not overflow the host ring under TCG): 50 MB of kernel
-        # UDP from the DUT as fast as nc sends, then the same visibility and recovery checks
-        _, ub, _ = self.dut.g("udpblast %s 9 50" % H.PEER_IP, 180)
+        # beyond the issue's load (which does not overflow the host ring under TCG): 50 MB of kernel
+        # UDP from the DUT as fast as nc sends (to a listener: an ICMP port unreachable would end
+        # nc), the tunnel stopped for its first 0.5 s so that the host queue overflows; then the
+        # same visibility and recovery checks
+        self.peer.run("(timeout 300 nc -u -l %d >/dev/null 2>&1 &)" % F2_SINK_PORT, 10)
+        self.dut.g("bg f2w /tmp/e/bin/emtunctl watch em0 --interval 500ms --count 24", 20)
+        _, ub, _ = self.dut.g("udpblast %s %d 50 %s 0.5" % (H.PEER_IP, F2_SINK_PORT, kv.get("pid")), 180)
+        self.dut.g("tunwait f2w 30", 60)
+        _, wout = self.dut.run("cat /tmp/f2w.log", 30)
+        wd = watch_drops(wout)
         rc, ps2, _ = self.dut.g("pingseq %s 30 0.1" % H.PEER_IP, 90)
         lost2 = answered_after(ps2.get("ping_seqs"), 30, 0.1, 1.0)
         end = self.kstate()
         _, ckv, cout3 = self.dut.g("ctl status em0", 40)
         col2 = status_column(cout3, "HOST_DROP")
         kdrop2 = int(H.num(end.get("k.stats.host_drop"), 0) - H.num(mid.get("k.stats.host_drop"), 0))
-        t.ok(col2 == end.get("k.stats.host_drop") and end.get("k.state") == "tunneled" and not lost2,
-             "extra: 50 MB kernel UDP blast from the DUT: host_drop +%d, shown by emtunctl status; still tunneled; "
-             "ping 0 %% loss from 1 s after" % kdrop2, status_column=col2, sysctl=end.get("k.stats.host_drop"),
-             udp_bytes=ub.get("udp_bytes"), udp_s=ub.get("udp_s"), state=end.get("k.state"), lost_seqs=lost2)
+        rc_js2, jout2 = self.dut.run("timeout 20 /tmp/e/bin/emtunctl status --json", 40)
+        js2 = H.parse_json_any(jout2) or {}
+        rec2 = next((r for r in js2.get("interfaces", []) if r.get("name") == "em0"), {}) if isinstance(js2, dict) else {}
+        t.ok(kdrop2 > 0 and col2 == end.get("k.stats.host_drop")
+             and str((rec2.get("stats") or {}).get("host_drop")) == end.get("k.stats.host_drop"),
+             "host queue overflow (50 MB kernel UDP, the tunnel stopped 0.5 s): host_drop +%d, the same in emtunctl "
+             "status, status --json and the sysctl" % kdrop2, status_column=col2,
+             json=(rec2.get("stats") or {}).get("host_drop"), sysctl=end.get("k.stats.host_drop"),
+             udp_bytes=ub.get("udp_bytes"), udp_s=ub.get("udp_s"))
+        t.ok(sum(wd) == kdrop2 and any(d > 0 for d in wd), "emtunctl watch shows the rising DROP (+N per line, "
+             "summing to the sysctl's increase)", deltas=[d for d in wd if d], total=sum(wd), sysctl_delta=kdrop2)
+        t.ok(end.get("k.state") == "tunneled" and self.f_alive("f2s") and not lost2,
+             "after the overflow: still tunneled, ping 0 % loss from 1 s after", state=end.get("k.state"),
+             lost_seqs=lost2)
         t.fig(f2_blast_host_drop=kdrop2, f2_blast_host_out=int(H.num(end.get("k.stats.host_out"), 0)
                                                                 - H.num(mid.get("k.stats.host_out"), 0)))
         _, skv, sout = self.dut.g("tunstop f2s TERM", 60)

@@ -458,6 +458,14 @@ class FieldFakeVM:
                        "!system=ETHERNET subsystem=em0 type=TUNNEL state=revoked reason=reconfig pid=7\n")
         if "emtunctl status --json" in cmd:
             return 0, json.dumps({"schema": 1, "interfaces": [{"name": "em0", "stats": {"host_drop": self.host_drop}}]})
+        if cmd.startswith("cat /tmp/f2w.log"):
+            head = ("TIME   STATE     ENTER  EXIT  REV_WD  REV_ADM  HOST_IN  IN/s  HOST_OUT  OUT/s  DROP  SLEEPS  "
+                    "MAX_GAP  MAX_WAIT")
+            d = 37 if "nohostdrop" not in self.broken else 0
+            return 0, "\n".join([head, "total  tunneled  4  3  0  0  900  -  100  -  %d  0  1ms  0us" % self.host_drop,
+                                  "0.5s   tunneled  +0  +0  +0  +0  +10  20  +5  10  +%d  +0  1ms  0us" % max(d - 7, 0),
+                                  "1.0s   tunneled  +0  +0  +0  +0  +10  20  +5  10  +7  +0  1ms  0us" if d else
+                                  "1.0s   tunneled  +0  +0  +0  +0  +10  20  +5  10  +0  +0  1ms  0us"]) + "\n"
         if cmd.startswith("cat /tmp/f6td.log"):
             lines = []
             for pinger, other in (("198.18.0.1", "198.18.0.2"), ("198.18.0.2", "198.18.0.1")):
@@ -515,6 +523,12 @@ class FieldFakeVM:
                   "state": self.state, "owner_pid": self.tun[1] if self.tun else "0", "mtu": str(self.mtu),
                   "flags": "UP,BROADCAST,RUNNING%s,SIMPLEX,MULTICAST" % (",PROMISC" if self.promisc else ""),
                   "admode": self.admode, "buf_size": str(self.buf), "buf_num": "163840", "buf_curr_size": str(self.buf)}
+        elif sub == "tunwait" and a[1] == "f2w":
+            kv = {"exit_rc": "0"}
+        elif sub == "udpblast":
+            if len(a) > 4 and "nohostdrop" not in self.broken:
+                self.host_drop += 37  # the tunnel was stopped: the host queue overflowed
+            kv = {"udp_rc": "0", "udp_s": "3", "udp_bytes": "52428800"}
         elif sub == "pktgen":
             self.other.host_in += int(a[1])  # the peer floods, the DUT's kernel counts
             kv = {"pktgen_rc": "0", "pktgen_sent": a[1], "pktgen_secs": "9.1", "pktgen_speed": "33.0Kpps"}
@@ -652,6 +666,21 @@ class FieldDryRun(unittest.TestCase):
         t, text, r = self.run_field("f2", broken=("lateping",))
         self.assertEqual(t.failed, 2, text)  # after the load and after the extra UDP blast
         self.assertIn("lost_seqs: [15]", text)
+
+    def test_f2_needs_a_counted_host_drop(self):
+        t, text, r = self.run_field("f2")
+        self.assertEqual(t.failed, 0, text)
+        self.assertIn("host_drop +37", text)
+        t, text, r = self.run_field("f2", broken=("nohostdrop",))
+        self.assertEqual(t.failed, 2, text)  # no drop counted, none shown by watch
+        self.assertIn("not ok", text)
+
+    def test_watch_drops(self):
+        text = ("TIME  STATE  ENTER EXIT REV_WD REV_ADM HOST_IN IN/s HOST_OUT OUT/s DROP SLEEPS MAX_GAP MAX_WAIT\n"
+                "total tunneled 1 0 0 0 5 - 5 - 12 0 1ms 0us\n"
+                "0.5s tunneled +0 +0 +0 +0 +5 10 +5 10 +3 +0 1ms 0us\n"
+                "1.0s tunneled +0 +0 +0 +0 +5 10 +5 10 +0 +0 1ms 0us\n")
+        self.assertEqual(field.watch_drops(text), [3, 0])
 
     def test_f9_restores_admode(self):
         t, text, r = self.run_field("f9")

@@ -476,11 +476,17 @@ pingafter() {
 	pingseq "$@"
 }
 
-# udpblast HOST PORT MB: MB of kernel UDP to HOST:PORT as fast as nc sends it (bounded by
-# dd's count; timeout(1) kills every descendant if it takes longer than 120 s)
+# udpblast HOST PORT MB [PID SECS]: MB of kernel UDP to HOST:PORT as fast as nc sends it (bounded
+# by dd's count; timeout(1) kills every descendant if it takes longer than 120 s). With PID: that
+# process (the tunnel) is stopped for the first SECS of the blast, so the host queue fills.
 udpblast() {
 	t0=$(date +%s)
-	timeout 120 sh -c "dd if=/dev/zero bs=1k count=$(( $3 * 1024 )) 2>/tmp/udpblast.dd | nc -u -w 1 $1 $2" >/dev/null 2>&1
+	timeout 120 sh -c "dd if=/dev/zero bs=1k count=$(( $3 * 1024 )) 2>/tmp/udpblast.dd | nc -u -w 1 $1 $2" >/dev/null 2>&1 &
+	ub=$!
+	if [ -n "${4:-}" ]; then
+		sleep 0.2; kill -STOP "$4"; sleep "$5"; kill -CONT "$4"
+	fi
+	wait $ub
 	kv udp_rc $?
 	kv udp_s $(( $(date +%s) - t0 ))
 	kv udp_bytes "$(awk '/bytes transferred/ { print $1 }' /tmp/udpblast.dd)"
