@@ -215,9 +215,16 @@ class Field:
         # from the counts: ping(8) rounds its percentage to one decimal (4 of 5000 prints 0.1 %)
         ftx, frx = H.num(fl.get("ping_tx")), H.num(fl.get("ping_rx"))
         loss = round(100.0 * (ftx - frx) / ftx, 3) if ftx and frx is not None else None
-        t.ok(loss is not None and loss < 0.1, "peer: ping -f -c 5000 -s 1472 into the DUT loses < 0.1 %",
-             loss_pct=loss, ping_says=fl.get("ping_loss_pct"), tx=fl.get("ping_tx"), rx=fl.get("ping_rx"),
+        # the 1-vCPU peer's own ping socket can overflow under TCG (its IP layer took every reply,
+        # ping counted fewer): then what the network lost is what the peer's IP layer never got
+        got = H.num(pn1.get("ip.packets_for_this_host"), 0) - H.num(pn0.get("ip.packets_for_this_host"), 0)
+        wire = round(100.0 * (ftx - min(got, ftx)) / ftx, 3) if ftx else None
+        t.ok(loss is not None and (loss < 0.1 or (wire is not None and wire < 0.1)),
+             "peer: ping -f -c 5000 -s 1472 into the DUT loses < 0.1 % (ping's count, or, beyond it, the replies "
+             "that never reached the peer's IP layer)", loss_pct=loss, wire_loss_pct=wire, peer_ip_delivered=int(got),
+             ping_says=fl.get("ping_loss_pct"), tx=fl.get("ping_tx"), rx=fl.get("ping_rx"),
              rtt_avg_ms=fl.get("rtt_avg_ms"))
+        t.fig(f1_flood_wire_loss_pct=wire)
         flood_d = {"dut": {k: int(H.num(n2.get(k), 0) - H.num(n1.get(k), 0)) for k in n2
                            if H.num(n2.get(k)) is not None and H.num(n2.get(k), 0) != H.num(n1.get(k), 0)},
                    "peer": {k: int(H.num(pn1.get(k), 0) - H.num(pn0.get(k), 0)) for k in pn1

@@ -407,6 +407,7 @@ class FieldFakeVM:
         self.calls, self.tun, self.rc = [], None, {}
         self.state, self.mtu, self.buf, self.txcsum, self.admode = "armed", 1500, 2048, False, "0"
         self.pid, self.host_in, self.host_drop, self.promisc = 500, 0, 0, False
+        self.ip_delivered = 0  # ip.packets_for_this_host
 
     def alive(self):
         return True
@@ -532,6 +533,12 @@ class FieldFakeVM:
         elif sub == "pktgen":
             self.other.host_in += int(a[1])  # the peer floods, the DUT's kernel counts
             kv = {"pktgen_rc": "0", "pktgen_sent": a[1], "pktgen_secs": "9.1", "pktgen_speed": "33.0Kpps"}
+        elif sub == "nicstat":
+            kv = {"ip.packets_for_this_host": str(self.ip_delivered)}
+        elif sub == "flood" and ("peersock" in self.broken or "wireloss" in self.broken):
+            # 7 of 5000 replies missing for ping: dropped at the peer's socket, or on the way
+            self.ip_delivered += 5000 if "peersock" in self.broken else 4993
+            kv = {"ping_loss_pct": "0.1", "ping_tx": "5000", "ping_rx": "4993"}
         elif sub in ("pingsz", "pingstat", "flood", "pingres"):
             kv = {"ping_loss_pct": "0.0", "ping_tx": "5", "ping_rx": "5", "ping_first_seq": "8", "ping_max_gap_pkts": "0",
                   "ping_last_seq": "4", "ping_lost_before_last": "0"}
@@ -615,6 +622,14 @@ class FieldDryRun(unittest.TestCase):
         self.assertIn("pktgen 300000 200000 60", " ".join(r.peer.calls))
         self.assertIn("TCG: pkt-gen -n 300000", text)
         self.assertEqual(t.figures["f1_unaccounted"], 0)
+
+    def test_f1_flood_loss_at_the_peer_socket_is_not_the_wire(self):
+        t, text, r = self.run_field("f1", broken=("peersock",))
+        self.assertEqual(t.failed, 0, text)
+        self.assertEqual(t.figures["f1_flood_wire_loss_pct"], 0.0)
+        t, text, r = self.run_field("f1", broken=("wireloss",))
+        self.assertEqual(t.failed, 1, text)
+        self.assertEqual(t.figures["f1_flood_wire_loss_pct"], 0.14)
 
     def test_f3_refusal_message_and_reconfig(self):
         t, text, r = self.run_field("f3")
