@@ -527,9 +527,9 @@ class FieldFakeVM:
         elif sub == "tunwait" and a[1] == "f2w":
             kv = {"exit_rc": "0"}
         elif sub == "udpblast":
-            if len(a) > 4 and "nohostdrop" not in self.broken:
+            if len(a) > 2 and "nohostdrop" not in self.broken:
                 self.host_drop += 37  # the tunnel was stopped: the host queue overflowed
-            kv = {"udp_rc": "0", "udp_s": "3", "udp_bytes": "52428800"}
+            kv = {"udp_rc": "0", "udp_s": "3", "udp_sent": "50000"}
         elif sub == "pktgen":
             self.other.host_in += int(a[1])  # the peer floods, the DUT's kernel counts
             kv = {"pktgen_rc": "0", "pktgen_sent": a[1], "pktgen_secs": "9.1", "pktgen_speed": "33.0Kpps"}

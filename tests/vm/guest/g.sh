@@ -476,20 +476,21 @@ pingafter() {
 	pingseq "$@"
 }
 
-# udpblast HOST PORT MB [PID SECS]: MB of kernel UDP to HOST:PORT as fast as nc sends it (bounded
-# by dd's count; timeout(1) kills every descendant if it takes longer than 120 s). With PID: that
-# process (the tunnel) is stopped for the first SECS of the blast, so the host queue fills.
+# udpblast COUNT [PID SECS]: COUNT small kernel UDP datagrams as fast as the probe sends them,
+# to 239.1.2.5:5005 out of em0 (multicast: no listener needed, so no ICMP error stops the sender;
+# send errors are not counted as sent). With PID: that process (the tunnel) is stopped for SECS,
+# from 0.2 s into the blast, so that the host queue overflows.
 udpblast() {
 	t0=$(date +%s)
-	timeout 120 sh -c "dd if=/dev/zero bs=1k count=$(( $3 * 1024 )) 2>/tmp/udpblast.dd | nc -u -w 1 $1 $2" >/dev/null 2>&1 &
+	timeout 120 /tmp/e/bin/probe mcast-send 239.1.2.5:5005 $DUT_IP "$1" 0 > /tmp/udpblast.out 2>&1 &
 	ub=$!
-	if [ -n "${4:-}" ]; then
-		sleep 0.2; kill -STOP "$4"; sleep "$5"; kill -CONT "$4"
+	if [ -n "${2:-}" ]; then
+		sleep 0.2; kill -STOP "$2"; sleep "$3"; kill -CONT "$2"
 	fi
 	wait $ub
 	kv udp_rc $?
 	kv udp_s $(( $(date +%s) - t0 ))
-	kv udp_bytes "$(awk '/bytes transferred/ { print $1 }' /tmp/udpblast.dd)"
+	kv udp_sent "$(sed -n 's/.*"sent":\([0-9]*\).*/\1/p' /tmp/udpblast.out)"
 }
 
 # pktgen COUNT RATE LEN SECS: netmap's pkt-gen floods em0 (-f tx; its default broadcast UDP frames)
