@@ -47,6 +47,9 @@
  * - The driver's hooks for a reconfiguration (netmap_tun_mtu(),
  *   netmap_tun_reinit()) run under the CTX lock, so they take nt_mtx only:
  *   a revoke they need runs on the taskqueue.
+ * - During a switch, netmap_tun_hold() is the interface's transmit routine:
+ *   it runs in the stack's context and takes nt_mtx only.  The frames it
+ *   held are sent under NMG_LOCK, in the network epoch, without nt_mtx.
  * Field annotations: (c) constant after attach, (g) NMG_LOCK, (m) nt_mtx,
  * (g+m) written with both held, read with either held; lock-free fields
  * carry their atomic(9) rule.
@@ -90,6 +93,8 @@ static MALLOC_DEFINE(M_NETMAP_TUN, "netmap_tun", "netmap tunneled mode");
 #define	NT_WATCHDOG_MIN_US	1000
 #define	NT_WATCHDOG_MAX_US	10000000
 #define	NT_WATCHDOG_DFLT_US	10000
+/* Host stack frames held during one mode switch, at most (host_drop). */
+#define	NT_HOLD_MAX		4096
 /* The watchdog's first look after entry is at least this late. */
 #define	NT_GRACE		(100 * SBT_1MS)
 
@@ -196,6 +201,8 @@ struct netmap_tun {
 	sbintime_t		nt_max_wait;	/* (m) longest such wait seen */
 	struct callout		nt_callout;	/* (m) watchdog, on nt_mtx */
 	struct task		nt_task;	/* revoke, on netmap_tun_tq */
+	struct mbufq		nt_hold;	/* (m) held during a switch */
+	bool			nt_holding;	/* (m) netmap_tun_hold() holds */
 	counter_u64_t		nt_stats[NT_NSTATS];	/* (c) pointers */
 	struct sysctl_ctx_list	nt_sysctl;	/* (c) own ctx, freed first */
 };
@@ -275,10 +282,117 @@ netmap_tun_notify(struct netmap_tun *tun, const char *state,
 }
 
 /*
+ * The host stack's transmit routine during a mode switch of an armed NIC.
+ * While nm_register() stops and restarts the NIC, iflib would drop what
+ * the stack sends (ENETDOWN: the interface is not running), and on the
+ * way out the host RX queue would be purged with what it still holds for
+ * a departed owner.  Instead the frames wait in nt_hold, in order, and
+ * netmap_tun_release() hands them to the transmit routine in place after
+ * the switch: the driver's, or netmap_transmit() for the new owner.  A
+ * caller that loaded this routine just before the switch ended finds
+ * nt_holding false and goes straight on.  Beyond NT_HOLD_MAX frames:
+ * dropped, counted in host_drop.
+ */
+static int
+netmap_tun_hold(if_t ifp, struct mbuf *m)
+{
+	struct netmap_tun *tun = NA(ifp)->na_tun;
+	int error;
+
+	mtx_lock(&tun->nt_mtx);
+	if (!tun->nt_holding) {
+		mtx_unlock(&tun->nt_mtx);
+		return (if_gettransmitfn(ifp)(ifp, m));
+	}
+	error = mbufq_enqueue(&tun->nt_hold, m);
+	mtx_unlock(&tun->nt_mtx);
+	if (error != 0) {
+		counter_u64_add(tun->nt_stats[NT_STAT_HOST_DROP], 1);
+		m_freem(m);
+	}
+	return (error);
+}
+
+/*
+ * Install netmap_tun_hold() for a switch: as the interface's routine and,
+ * when netmap is on, as the one nm_os_onexit() restores.  On the way out
+ * (the last user leaves) the host RX queues go first into nt_hold.
+ * Returns the driver's transmit routine.  NMG_LOCK held.
+ */
+static if_transmit_fn_t
+netmap_tun_hold_start(struct netmap_tun *tun, struct netmap_adapter *na,
+    int onoff)
+{
+	struct netmap_kring *kring;
+	if_transmit_fn_t drv_tx;
+	struct mbuf *m;
+	u_int i;
+
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_holding = true;
+	if (!nm_netmap_on(na)) {
+		mtx_unlock(&tun->nt_mtx);
+		drv_tx = if_gettransmitfn(tun->nt_ifp);
+		if_settransmitfn(tun->nt_ifp, netmap_tun_hold);
+		return (drv_tx);
+	}
+	drv_tx = na->if_transmit;
+	na->if_transmit = netmap_tun_hold;
+	if_settransmitfn(tun->nt_ifp, netmap_tun_hold);
+	for (i = nma_get_nrings(na, NR_RX);
+	    !onoff && na->active_fds <= 0 && i < netmap_real_rings(na, NR_RX);
+	    i++) {
+		kring = NMR(na, NR_RX)[i];
+		mbq_lock(&kring->rx_queue);
+		while ((m = mbq_dequeue(&kring->rx_queue)) != NULL) {
+			if (mbufq_enqueue(&tun->nt_hold, m) != 0) {
+				counter_u64_add(
+				    tun->nt_stats[NT_STAT_HOST_DROP], 1);
+				m_freem(m);
+			}
+		}
+		mbq_unlock(&kring->rx_queue);
+	}
+	mtx_unlock(&tun->nt_mtx);
+	return (drv_tx);
+}
+
+/*
+ * End the hold: the routines netmap's mode calls for, then the frames
+ * held, in order.  What the routine refuses was freed by it and is
+ * counted in host_drop.  NMG_LOCK held.
+ */
+static void
+netmap_tun_release(struct netmap_tun *tun, struct netmap_adapter *na,
+    if_transmit_fn_t drv_tx)
+{
+	struct epoch_tracker et;
+	if_transmit_fn_t tx;
+	struct mbuf *m, *next;
+
+	na->if_transmit = drv_tx;
+	tx = nm_netmap_on(na) ? netmap_transmit : drv_tx;
+	if_settransmitfn(tun->nt_ifp, tx);
+	mtx_lock(&tun->nt_mtx);
+	tun->nt_holding = false;
+	m = mbufq_flush(&tun->nt_hold);
+	mtx_unlock(&tun->nt_mtx);
+	NET_EPOCH_ENTER(et);
+	for (; m != NULL; m = next) {
+		next = m->m_nextpkt;
+		m->m_nextpkt = NULL;
+		if (tx(tun->nt_ifp, m) != 0)
+			counter_u64_add(tun->nt_stats[NT_STAT_HOST_DROP], 1);
+	}
+	NET_EPOCH_EXIT(et);
+}
+
+/*
  * nm_register() of the NIC.  If it is armed, the driver's stop routine,
  * called from nm_register() in this very thread, finds
  * netmap_tun_qrestart() true and restarts only the queues.  A driver that
- * could not stop its queues did a full reset: count it and say so.
+ * could not stop its queues did a full reset: count it and say so.  The
+ * host stack's frames wait for the end of the switch (netmap_tun_hold()).
  * NMG_LOCK held, no driver lock.
  */
 static int
@@ -286,6 +400,7 @@ netmap_tun_switch(struct netmap_tun *tun, struct netmap_adapter *na,
     int onoff)
 {
 	struct netmap_tun_drv *drv = tun->nt_drv;
+	if_transmit_fn_t drv_tx;
 	char data[48];
 	int error;
 
@@ -293,9 +408,11 @@ netmap_tun_switch(struct netmap_tun *tun, struct netmap_adapter *na,
 	if (!tun->nt_armed)
 		return (na->nm_register(na, onoff));	/* stock */
 	drv->ntd_full_reset = NULL;
+	drv_tx = netmap_tun_hold_start(tun, na, onoff);
 	atomic_store_ptr(&drv->ntd_switch_td, curthread);
 	error = na->nm_register(na, onoff);
 	atomic_store_ptr(&drv->ntd_switch_td, NULL);
+	netmap_tun_release(tun, na, drv_tx);
 	if (drv->ntd_full_reset != NULL) {
 		counter_u64_add(tun->nt_stats[NT_STAT_FULL_RESET], 1);
 		if_printf(tun->nt_ifp, "netmap_tun: queues did not stop (%s), "
@@ -315,8 +432,10 @@ netmap_tun_switch(struct netmap_tun *tun, struct netmap_adapter *na,
  * runs with active_fds hidden so that nm_clear_native_flags() sees a last
  * user; then NAF_REVOKED makes the adapter a zombie for the bound fds
  * (NIOC*SYNC fails with EIO, poll returns POLLERR, the later close does not
- * call the driver), the krings stay stopped, sleepers are woken and the
- * host RX queue is dropped (*purged counts it).  NMG_LOCK held.
+ * call the driver), the krings stay stopped and sleepers are woken.  The
+ * switch has passed the host RX queue on to the driver; what a racing
+ * netmap_transmit() queued since is dropped (*purged counts it).
+ * NMG_LOCK held.
  */
 static int
 netmap_tun_revoke(struct netmap_tun *tun, struct netmap_adapter *na,
@@ -1111,6 +1230,7 @@ netmap_tun_attach(device_t dev, if_t ifp, struct netmap_tun_drv *drv,
 	*tunp = NULL;
 	tun = malloc(sizeof(*tun), M_NETMAP_TUN, M_WAITOK | M_ZERO);
 	mtx_init(&tun->nt_mtx, "netmap_tun state", NULL, MTX_DEF);
+	mbufq_init(&tun->nt_hold, NT_HOLD_MAX);
 	callout_init_mtx(&tun->nt_callout, &tun->nt_mtx, 0);
 	TASK_INIT(&tun->nt_task, 0, netmap_tun_task, tun);
 	tun->nt_ifp = ifp;
@@ -1189,6 +1309,7 @@ netmap_tun_detach(struct netmap_tun **tunp)
 	taskqueue_drain(netmap_tun_tq, &tun->nt_task);
 	/* netmap_transmit() may still be counting in the network epoch. */
 	NET_EPOCH_WAIT();
+	mbufq_drain(&tun->nt_hold);	/* empty since netmap_tun_release() */
 
 	if (armed)
 		netmap_tun_notify(tun, "default", NT_REASON_DETACH, 0);
