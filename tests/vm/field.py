@@ -260,6 +260,16 @@ class Field:
               f1_app=app)
 
     # -- F2 ---------------------------------------------------------------------------------------
+    def f_host_drop_views(self):
+        """em0's host_drop as `emtunctl status` (its HOST_DROP column) and `status --json` show it,
+        as strings (None where missing)."""
+        _, _, out = self.dut.g("ctl status em0", 40)
+        _, jout = self.dut.run("timeout 20 /tmp/e/bin/emtunctl status --json", 40)
+        js = H.parse_json_any(jout)
+        rec = next((r for r in js.get("interfaces", []) if r.get("name") == "em0"), {}) if isinstance(js, dict) else {}
+        jd = (rec.get("stats") or {}).get("host_drop")
+        return status_column(out, "HOST_DROP"), None if jd is None else str(jd)
+
     def sc_f2(self, t):
         """F2: host RX overflow under outbound load: pingpong server as the DUT's tunnel, the peer's
         client at full speed, ping -f -s 1472 from the DUT and TX, all at once."""
@@ -305,16 +315,12 @@ class Field:
         _, ck, cout = self.peer.g("tunwait f2c 30", 60)
         pp = H.parse_pingpong(cout)
         mid = self.kstate()
-        _, ckv, cout2 = self.dut.g("ctl status em0", 40)
-        col = status_column(cout2, "HOST_DROP")
-        rc_js, jout = self.dut.run("timeout 20 /tmp/e/bin/emtunctl status --json", 40)
-        js = H.parse_json_any(jout) or {}
-        rec = next((r for r in js.get("interfaces", []) if r.get("name") == "em0"), {}) if isinstance(js, dict) else {}
+        col, jdrop = self.f_host_drop_views()
         kdrop = int(H.num(mid.get("k.stats.host_drop"), 0) - H.num(k0.get("k.stats.host_drop"), 0))
         ktotal = mid.get("k.stats.host_drop")
-        t.ok(col is not None and col == ktotal and str((rec.get("stats") or {}).get("host_drop")) == ktotal,
+        t.ok(col is not None and col == ktotal and jdrop == ktotal,
              "host drops visible: emtunctl status HOST_DROP = status --json = dev.em.0.tunnel.stats.host_drop",
-             status_column=col, json=(rec.get("stats") or {}).get("host_drop"), sysctl=ktotal, delta=kdrop)
+             status_column=col, json=jdrop, sysctl=ktotal, delta=kdrop)
         if kdrop == 0:
             t.note("no host drop happened in this run (stats.host_drop +0): the overflow was not reached")
         t.ok(not lost_after, "ping 0 % loss from 1 s after the load ends (30 x 0.1 s, started as the flood ended)",
@@ -332,18 +338,12 @@ class Field:
         rc, ps2, _ = self.dut.g("pingseq %s 30 0.1" % H.PEER_IP, 90)
         lost2 = answered_after(ps2.get("ping_seqs"), 30, 0.1, 1.0)
         end = self.kstate()
-        _, ckv, cout3 = self.dut.g("ctl status em0", 40)
-        col2 = status_column(cout3, "HOST_DROP")
+        col2, jdrop2 = self.f_host_drop_views()
         kdrop2 = int(H.num(end.get("k.stats.host_drop"), 0) - H.num(mid.get("k.stats.host_drop"), 0))
-        rc_js2, jout2 = self.dut.run("timeout 20 /tmp/e/bin/emtunctl status --json", 40)
-        js2 = H.parse_json_any(jout2) or {}
-        rec2 = next((r for r in js2.get("interfaces", []) if r.get("name") == "em0"), {}) if isinstance(js2, dict) else {}
-        t.ok(kdrop2 > 0 and col2 == end.get("k.stats.host_drop")
-             and str((rec2.get("stats") or {}).get("host_drop")) == end.get("k.stats.host_drop"),
+        t.ok(kdrop2 > 0 and col2 == end.get("k.stats.host_drop") and jdrop2 == end.get("k.stats.host_drop"),
              "host queue overflow (kernel UDP as fast as it goes, the tunnel stopped 0.5 s): host_drop +%d, "
              "the same in emtunctl status, status --json and the sysctl" % kdrop2, status_column=col2,
-             json=(rec2.get("stats") or {}).get("host_drop"), sysctl=end.get("k.stats.host_drop"),
-             udp_sent=ub.get("udp_sent"), udp_s=ub.get("udp_s"))
+             json=jdrop2, sysctl=end.get("k.stats.host_drop"), udp_sent=ub.get("udp_sent"), udp_s=ub.get("udp_s"))
         t.ok(sum(wd) == kdrop2 and any(d > 0 for d in wd), "emtunctl watch shows the rising DROP (+N per line, "
              "summing to the sysctl's increase)", deltas=[d for d in wd if d], total=sum(wd), sysctl_delta=kdrop2)
         t.ok(end.get("k.state") == "tunneled" and self.f_alive("f2s") and not lost2,
